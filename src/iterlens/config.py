@@ -1,0 +1,88 @@
+"""Experiment config: load YAML, validate against the schema, fill defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message names the key."""
+
+
+def load_schema() -> dict[str, Any]:
+    """Return the config JSON schema shipped with the package."""
+    text = resources.files("iterlens").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(schema: Mapping[str, Any], value: Any) -> Any:
+    """Recursively fill missing object properties from schema defaults."""
+    if not isinstance(value, dict) or schema.get("type") != "object":
+        return value
+    out = dict(value)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = _fill_defaults(sub, _copy(sub["default"]))
+        elif key in out:
+            out[key] = _fill_defaults(sub, out[key])
+    return out
+
+
+def _copy(value: Any) -> Any:
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"'{path}.{extra[0]}'" if path else f"'{extra[0]}'"
+        return f"unknown config key {where}; allowed here: {', '.join(allowed)}"
+    return f"config key '{path or '<root>'}': {error.message}"
+
+
+def validate(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate a config mapping and return a copy with all defaults filled.
+
+    Raises:
+        ConfigError: naming the first offending key.
+    """
+    schema = load_schema()
+    filled = _fill_defaults(schema, dict(config or {}))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    return filled
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a YAML config file (or none), merge overrides, validate and fill defaults."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping, not {type(raw).__name__}")
+    if overrides:
+        raw = _merge(raw, overrides)
+    return validate(raw)
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
