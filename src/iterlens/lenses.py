@@ -55,7 +55,7 @@ class LayerTunedLens(TunedLens):
     kind = "tuned"
 
     def transform_hidden(self, h: torch.Tensor, idx: int) -> torch.Tensor:
-        """h + A_idx h + b_idx; the final layer is left as it is."""
+        """H + A_idx h + b_idx; the final layer is left as it is."""
         if idx >= len(self.layer_translators):
             return h
         return h + self.layer_translators[idx](h)
@@ -75,7 +75,7 @@ class SharedLens(nn.Module):
         nn.init.zeros_(self.translator.bias)
 
     def transform_hidden(self, h: torch.Tensor, idx: int) -> torch.Tensor:
-        """h + A h + b (the same for every layer)."""
+        """H + A h + b (the same for every layer)."""
         return h + self.translator(h)
 
     def forward(self, h: torch.Tensor, idx: int) -> torch.Tensor:

@@ -20,10 +20,9 @@ def lm_summary(train_tokens: str, eval_store: str, vocab_of: str,
         vocab_of: a readout file whose output width is the vocabulary size.
         metrics: model name -> its ``lens_metrics.csv``.
     """
-    from iterlens.readout import Readout
-
     import numpy as np
 
+    from iterlens.readout import Readout
     from iterlens.store import ActivationStore
 
     vocab = Readout.load(vocab_of).n_classes

@@ -167,16 +167,16 @@ def load_image_splits(
 # models
 
 
-def _conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Conv2d:
     """A same-padded convolution with He (fan-in, ReLU) init and zero bias."""
-    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
     nn.init.zeros_(conv.bias)
     return conv
 
 
-def _conv_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(_conv(c_in, c_out, kernel), nn.ReLU())
+def _conv_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(_conv(c_in, c_out, kernel, stride), nn.ReLU())
 
 
 class InceptionModule(nn.Module):
@@ -230,6 +230,9 @@ class InceptionNet(nn.Module):
         width: channels of the stem and of every module.
         stages: number of modules in each stage; the resolution halves between stages.
         residual: identity skips around every module (the Inception-ResNet-style twin).
+        stem_stride: stride of the stem convolution; 2 (the default) quarters the cost of
+            every module and widens its receptive field, which small GAP nets need to
+            learn quickly.
     """
 
     def __init__(
@@ -239,6 +242,7 @@ class InceptionNet(nn.Module):
         width: int = 32,
         stages: Sequence[int] = (2, 2, 2),
         residual: bool = False,
+        stem_stride: int = 2,
     ):
         super().__init__()
         stages = tuple(int(s) for s in stages)
@@ -249,7 +253,8 @@ class InceptionNet(nn.Module):
         self.width = width
         self.stages_spec = stages
         self.residual = residual
-        self.stem = _conv_relu(in_channels, width, 3)
+        self.stem_stride = stem_stride
+        self.stem = _conv_relu(in_channels, width, 3, stride=stem_stride)
         self.stages = nn.ModuleList(
             nn.ModuleList(InceptionModule(width, residual) for _ in range(n)) for n in stages)
         self.pool = nn.MaxPool2d(2)
@@ -265,7 +270,7 @@ class InceptionNet(nn.Module):
         """Constructor arguments (JSON-serialisable)."""
         return {"in_channels": self.in_channels, "n_classes": self.n_classes,
                 "width": self.width, "stages": list(self.stages_spec),
-                "residual": self.residual}
+                "residual": self.residual, "stem_stride": self.stem_stride}
 
     def _pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Spatial means of the stem and of every module's output, in order."""
@@ -299,6 +304,7 @@ def init_cnn(
     seed: int,
     n_classes: int = 10,
     in_channels: int = 1,
+    stem_stride: int = 2,
 ) -> InceptionNet:
     """A freshly initialised :class:`InceptionNet` (eval mode).
 
@@ -307,7 +313,7 @@ def init_cnn(
     """
     torch.manual_seed(seed)
     model = InceptionNet(in_channels=in_channels, n_classes=n_classes, width=width,
-                         stages=stages, residual=residual)
+                         stages=stages, residual=residual, stem_stride=stem_stride)
     return model.eval()
 
 
@@ -344,7 +350,8 @@ def load_cnn(folder: str | Path) -> InceptionNet:
     try:
         model = InceptionNet(in_channels=int(config["in_channels"]),
                              n_classes=int(config["n_classes"]), width=int(config["width"]),
-                             stages=config["stages"], residual=bool(config["residual"]))
+                             stages=config["stages"], residual=bool(config["residual"]),
+                             stem_stride=int(config["stem_stride"]))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"corrupt CNN config {config_path}: {err!r}") from None
     try:
