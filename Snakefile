@@ -14,6 +14,7 @@ include: "workflow/rules/lm.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/lenses.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/vision.smk"
 
 
 rule all:

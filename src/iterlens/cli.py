@@ -79,13 +79,15 @@ def cmd_tokenizer(args):
             tok.save_pretrained(str(tmp))
 
 
-@command("tokenize", "tokenize one corpus split into a .npy token stream")
+@command("tokenize", "tokenize corpus splits into .npy token streams")
 def cmd_tokenize(args):
     from iterlens.text_data import load_tokenizer, read_split, save_tokens, tokenize_texts
 
-    ids = tokenize_texts(load_tokenizer(args.tokenizer), read_split(args.split))
-    save_tokens(ids, args.out)
-    log.info("%s: %d tokens", args.split, len(ids))
+    tokenizer = load_tokenizer(args.tokenizer)
+    for split, out in zip(args.split, args.out, strict=True):
+        ids = tokenize_texts(tokenizer, read_split(split))
+        save_tokens(ids, out)
+        log.info("%s: %d tokens", split, len(ids))
 
 
 # ---------------------------------------------------------------------------- LM
@@ -171,8 +173,8 @@ def cmd_finalize_store(args):
 
 
 # ---------------------------------------------------------------------------- lenses
-@command("fit-lens", "train a tuned lens, shared lens or free probe on a store")
-def cmd_fit_lens(args):
+@command("fit-lenses", "train tuned lens, shared lens and free probe on a lensfit store")
+def cmd_fit_lenses(args):
     from iterlens.io import write_table
     from iterlens.lenses import default_layers, fit_lens, make_lens, save_lens
     from iterlens.readout import Readout
@@ -182,49 +184,113 @@ def cmd_fit_lens(args):
     _threads(args.threads)
     readout = Readout.load(args.readout)
     store = ActivationStore(args.store)
-    lens = make_lens(args.kind, readout, store.n_layers)
-    section = cfg["probe"] if args.kind == "probe" else cfg["lens"]
-    curve = fit_lens(lens, store, readout, default_layers(args.kind, store.n_layers),
-                     objective="ce" if args.kind == "probe" else "kl",
-                     steps=section["steps"], batch_size=section["batch_size"], lr=section["lr"],
-                     weight_decay=section["weight_decay"], seed=cfg["seed"],
-                     progress=not args.quiet)
-    write_table(curve, args.curve)
-    save_lens(lens, args.out, readout, store.n_layers)
+    for kind in args.kinds:
+        lens = make_lens(kind, readout, store.n_layers)
+        section = cfg["probe"] if kind == "probe" else cfg["lens"]
+        curve = fit_lens(lens, store, readout, default_layers(kind, store.n_layers),
+                         objective="ce" if kind == "probe" else "kl",
+                         steps=section["steps"], batch_size=section["batch_size"],
+                         lr=section["lr"], weight_decay=section["weight_decay"],
+                         seed=cfg["seed"], progress=not args.quiet)
+        write_table(curve, Path(args.curves) / f"fit_{kind}.csv")
+        save_lens(lens, Path(args.out) / kind, readout, store.n_layers)
 
 
-@command("evaluate", "per-layer metrics of every lens on the eval store")
+@command("evaluate", "per-layer metrics of every lens, prediction depth and transfer penalties")
 def cmd_evaluate(args):
     from iterlens.io import write_table
     from iterlens.lenses import IdentityLens, evaluate_lenses, load_lens
-    from iterlens.readout import Readout
-    from iterlens.store import ActivationStore
-
-    _threads(args.threads)
-    readout = Readout.load(args.readout)
-    lenses = {"logit": IdentityLens(readout)}
-    for folder in args.lens:
-        lens = load_lens(folder, readout)
-        lenses[lens.kind] = lens
-    metrics, depth = evaluate_lenses(lenses, ActivationStore(args.store), readout,
-                                     progress=not args.quiet)
-    write_table(metrics, args.out)
-    write_table(depth, args.depth_out)
-
-
-@command("transfer", "transfer penalties: layer i's tuned lens applied to layer j")
-def cmd_transfer(args):
-    from iterlens.io import write_table
-    from iterlens.lenses import load_lens
     from iterlens.readout import Readout
     from iterlens.store import ActivationStore
     from iterlens.transfer import transfer_matrix
 
     _threads(args.threads)
     readout = Readout.load(args.readout)
-    table = transfer_matrix(load_lens(args.lens, readout), ActivationStore(args.store), readout,
-                            progress=not args.quiet)
-    write_table(table, args.out)
+    store = ActivationStore(args.store)
+    lenses = {"logit": IdentityLens(readout)}
+    for folder in args.lens:
+        lens = load_lens(folder, readout)
+        lenses[lens.kind] = lens
+    metrics, depth = evaluate_lenses(lenses, store, readout, progress=not args.quiet)
+    write_table(metrics, args.out)
+    write_table(depth, args.depth_out)
+    if args.transfer_out:
+        if "tuned" not in lenses:
+            raise ValueError("--transfer-out needs a tuned lens among --lens")
+        table = transfer_matrix(lenses["tuned"], store, readout, progress=not args.quiet)
+        write_table(table, args.transfer_out)
+
+
+# ---------------------------------------------------------------------------- vision
+def _image_splits(cfg: dict) -> dict:
+    from iterlens.vision import load_image_splits
+
+    v = cfg["vision"]
+    return load_image_splits(v["dataset"], v["probefit_fraction"], v["eval_fraction"],
+                             cfg["seed"])
+
+
+@command("train-cnn", "train the plain or residual Inception-style CNN (or save it untrained)")
+def cmd_train_cnn(args):
+    from iterlens.io import write_table
+    from iterlens.vision import init_cnn, save_cnn, train_cnn
+
+    cfg = _cfg(args)
+    _threads(args.threads)
+    v = cfg["vision"]
+    splits = _image_splits(cfg)
+    x, _ = splits["train"]
+    model = init_cnn(v["width"], v["stages"], args.net == "cnn_residual", cfg["seed"],
+                     n_classes=int(splits["train"][1].max()) + 1, in_channels=x.shape[1])
+    if not args.untrained:
+        curve = train_cnn(model, *splits["train"], epochs=v["epochs"],
+                          batch_size=v["batch_size"], lr=v["lr"], seed=cfg["seed"],
+                          x_val=splits["lensfit"][0], y_val=splits["lensfit"][1],
+                          progress=not args.quiet)
+        write_table(curve, args.curve)
+    save_cnn(model, args.out)
+
+
+@command("extract-cnn", "save a CNN's readout and its pooled block outputs (lensfit, eval)")
+def cmd_extract_cnn(args):
+    from iterlens.vision import extract_cnn_store, load_cnn, readout_from_cnn
+
+    cfg = _cfg(args)
+    _threads(args.threads)
+    model = load_cnn(args.model)
+    readout = readout_from_cnn(model)
+    readout.save(args.readout)
+    splits = _image_splits(cfg)
+    for split in ("lensfit", "eval"):
+        extract_cnn_store(model, readout, *splits[split], Path(args.out) / split,
+                          progress=not args.quiet)
+
+
+@command("vision-summary", "test (eval split) accuracy of the trained CNNs")
+def cmd_vision_summary(args):
+    import pandas as pd
+
+    from iterlens.io import write_table
+    from iterlens.vision import accuracy, load_cnn
+
+    cfg = _cfg(args)
+    splits = _image_splits(cfg)
+    rows = []
+    for folder in args.models:
+        model = load_cnn(folder)
+        rows.append({"model": Path(folder).name,
+                     "n_params": sum(p.numel() for p in model.parameters()),
+                     "eval_acc": accuracy(model, *splits["eval"]),
+                     "train_acc": accuracy(model, *splits["train"])})
+    write_table(pd.DataFrame(rows), args.out)
+
+
+@command("comparison", "the table behind the LM vs CNN comparison figure")
+def cmd_comparison(args):
+    from iterlens.io import write_table
+    from iterlens.summary import comparison_table
+
+    write_table(comparison_table(args.metrics, args.transfer), args.out)
 
 
 @command("lm-summary", "held-out loss of the LMs against the unigram baseline")
@@ -236,11 +302,14 @@ def cmd_lm_summary(args):
                            dict(zip(args.names, args.metrics, strict=True))), args.out)
 
 
-@command("plot", "draw one figure from its table(s)")
+@command("plot", "draw figures from their tables")
 def cmd_plot(args):
     from iterlens import figures
 
-    figures.draw(args.figure, args.inputs, args.out)
+    if args.family:
+        figures.draw_family(args.family, args.tables, args.out)
+    else:
+        figures.draw(args.figure, args.inputs, args.out)
 
 
 def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -251,8 +320,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     spec: dict[str, list[tuple[str, dict]]] = {
         "corpus": [("--out", {"required": True})],
         "tokenizer": [("--train", {}), ("--out", {"required": True})],
-        "tokenize": [("--tokenizer", {"required": True}), ("--split", {"required": True}),
-                     ("--out", {"required": True})],
+        "tokenize": [("--tokenizer", {"required": True}),
+                     ("--split", {"required": True, "nargs": "+"}),
+                     ("--out", {"required": True, "nargs": "+"})],
         "train-lm": [("--tokenizer", {}), ("--train-tokens", {}), ("--val-tokens", {}),
                      ("--out", {"required": True}), ("--curve", {"required": True})],
         "init-lm": [("--trained", {"required": True}), ("--tokenizer", {"required": True}),
@@ -266,22 +336,34 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         "finalize-store": [("--manifest", {"required": True}), ("--readout", {"required": True}),
                            ("--n-shards", {"required": True, "type": int}),
                            ("--domain", {"default": "lm"})],
-        "fit-lens": [("--kind", {"required": True, "choices": ["tuned", "shared", "probe"]}),
-                     ("--store", {"required": True}), ("--readout", {"required": True}),
-                     ("--out", {"required": True}), ("--curve", {"required": True})],
+        "fit-lenses": [("--kinds", {"nargs": "+", "default": ["tuned", "shared", "probe"],
+                                    "choices": ["tuned", "shared", "probe"]}),
+                       ("--store", {"required": True}), ("--readout", {"required": True}),
+                       ("--out", {"required": True, "help": "folder for one subfolder a lens"}),
+                       ("--curves", {"required": True, "help": "folder for fit_<kind>.csv"})],
         "evaluate": [("--store", {"required": True}), ("--readout", {"required": True}),
                      ("--lens", {"nargs": "*", "default": []}), ("--out", {"required": True}),
-                     ("--depth-out", {"required": True})],
-        "transfer": [("--store", {"required": True}), ("--readout", {"required": True}),
-                     ("--lens", {"required": True}), ("--out", {"required": True})],
+                     ("--depth-out", {"required": True}), ("--transfer-out", {})],
         "lm-summary": [("--train-tokens", {"required": True}),
                        ("--eval-store", {"required": True}),
                        ("--vocab-of", {"required": True}),
                        ("--names", {"nargs": "+", "required": True}),
                        ("--metrics", {"nargs": "+", "required": True}),
                        ("--out", {"required": True})],
-        "plot": [("--figure", {"required": True}), ("--inputs", {"nargs": "+", "required": True}),
-                 ("--out", {"required": True})],
+        "train-cnn": [("--net", {"required": True, "choices": ["cnn_plain", "cnn_residual"]}),
+                      ("--untrained", {"action": "store_true"}), ("--out", {"required": True}),
+                      ("--curve", {})],
+        "extract-cnn": [("--model", {"required": True}), ("--readout", {"required": True}),
+                        ("--out", {"required": True})],
+        "vision-summary": [("--models", {"nargs": "+", "required": True}),
+                           ("--out", {"required": True})],
+        "comparison": [("--metrics", {"nargs": "+", "required": True}),
+                       ("--transfer", {"nargs": "+", "required": True}),
+                       ("--out", {"required": True})],
+        "plot": [("--figure", {}), ("--inputs", {"nargs": "+"}),
+                 ("--family", {"help": "draw every figure of a model family and its "
+                                       "untrained twin from --tables into the --out folder"}),
+                 ("--tables", {"default": "results/tables"}), ("--out", {"required": True})],
     }
     for flag, kwargs in spec.get(name, []):
         p.add_argument(flag, **kwargs)

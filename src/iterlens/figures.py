@@ -50,6 +50,25 @@ def draw(name: str, inputs: Sequence[str], out: str | Path) -> None:
     plt.close(fig)
 
 
+# Figures drawn for every model family, and the table each is drawn from.
+FAMILY_FIGURES = {"lens_curves": "lens_metrics", "shared_lens": "lens_metrics",
+                  "transfer": "transfer", "prediction_depth": "prediction_depth",
+                  "ranks": "lens_metrics"}
+
+
+def family_figures(family: str) -> list[str]:
+    """Names of the figures drawn for ``family`` (ranks only for LMs)."""
+    return [f for f in FAMILY_FIGURES if f != "ranks" or family.startswith("lm")]
+
+
+def draw_family(family: str, tables: str | Path, out_dir: str | Path) -> None:
+    """Draw every figure of ``family`` vs ``{family}_random`` as ``{family}_{figure}.png``."""
+    for name in family_figures(family):
+        table = FAMILY_FIGURES[name]
+        inputs = [str(Path(tables) / pm / f"{table}.csv") for pm in (family, f"{family}_random")]
+        draw(name, inputs, Path(out_dir) / f"{family}_{name}.png")
+
+
 def _final_ce(metrics: pd.DataFrame) -> float:
     last = metrics[metrics["lens"] == "logit"].sort_values("layer").iloc[-1]
     return float(last["ce_bits"])

@@ -38,3 +38,45 @@ def lm_summary(train_tokens: str, eval_store: str, vocab_of: str,
                      "ce_nats": last["ce_bits"] * math.log(2),
                      "bits_per_byte": last["bits_per_byte"]})
     return pd.DataFrame(rows)
+
+
+def comparison_table(metrics: list[str], transfers: list[str]) -> pd.DataFrame:
+    """The table behind the comparison figure, one long table for all models.
+
+    Per model and weights: probe accuracy and tuned-lens KL by relative depth, and the
+    mean transfer penalty by relative layer distance.
+
+    Tables are named by their folder (``results/tables/<model>[_random]/``).
+    """
+    from pathlib import Path
+
+    from iterlens.transfer import penalty_by_distance
+
+    rows = []
+    for path in metrics:
+        name = Path(path).parent.name
+        model, weights = _split_name(name)
+        table = read_table(path)
+        wide = table.pivot(index="layer", columns="lens", values=["top1_acc", "kl_bits"])
+        n_layers = int(table["layer"].max())
+        for layer in wide.index:
+            rows.append({"model": model, "weights": weights, "layer": layer,
+                         "depth_frac": layer / n_layers,
+                         "probe_top1_acc": wide.loc[layer, ("top1_acc", "probe")],
+                         "tuned_kl_bits": wide.loc[layer, ("kl_bits", "tuned")],
+                         "logit_kl_bits": wide.loc[layer, ("kl_bits", "logit")]})
+    for path in transfers:
+        model, weights = _split_name(Path(path).parent.name)
+        for _, r in penalty_by_distance(read_table(path)).iterrows():
+            rows.append({"model": model, "weights": weights,
+                         "abs_distance": int(r["abs_distance"]),
+                         "rel_distance": r["rel_distance"],
+                         "transfer_ce_penalty_bits": r["ce_penalty_bits"],
+                         "transfer_kl_penalty_bits": r["kl_penalty_bits"]})
+    return pd.DataFrame(rows)
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    if name.endswith("_random"):
+        return name[: -len("_random")], "untrained"
+    return name, "trained"

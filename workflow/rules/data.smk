@@ -29,13 +29,13 @@ rule tokenizer:
 rule tokenize:
     input:
         tokenizer="results/tokenizer",
-        split="results/corpus/{split}.jsonl",
+        splits=expand("results/corpus/{split}.jsonl", split=SPLITS),
     output:
-        "results/tokens/{split}.npy",
+        expand("results/tokens/{split}.npy", split=SPLITS),
     log:
-        "logs/tokenize_{split}.log",
+        "logs/tokenize.log",
     message:
-        "Tokenize the {wildcards.split} documents"
+        "Tokenize the train, lensfit and eval documents"
     shell:
-        "iterlens tokenize --tokenizer {input.tokenizer} --split {input.split} "
+        "iterlens tokenize --tokenizer {input.tokenizer} --split {input.splits} "
         "--out {output} > {log} 2>&1"

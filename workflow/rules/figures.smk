@@ -1,4 +1,5 @@
-# One rule per figure kind; each figure is drawn from the tables named as its inputs.
+# Figures are drawn from the tables a rule wrote; one job per model family.
+FIGS = ["lens_curves", "shared_lens", "transfer", "prediction_depth"]
 
 
 rule figure_lm_training:
@@ -15,17 +16,34 @@ rule figure_lm_training:
         "iterlens plot --figure lm_training --inputs {input} --out {output} > {log} 2>&1"
 
 
-rule figure_lm:
+rule figures_lm:
     input:
-        lm_figure_tables,
+        expand("results/tables/{pm}/{table}.csv", pm=LM_MODELS,
+               table=["lens_metrics", "prediction_depth", "transfer"]),
     output:
-        report("results/figures/lm_{figure}.png", caption="../report/lm_{figure}.rst",
-               category="LM"),
-    wildcard_constraints:
-        figure="lens_curves|shared_lens|prediction_depth|ranks|transfer",
+        [report(f"results/figures/lm_{f}.png", caption=f"../report/{f}.rst", category="LM")
+         for f in FIGS + ["ranks"]],
     log:
-        "logs/figures/lm_{figure}.log",
+        "logs/figures/lm.log",
     message:
-        "Figure: {wildcards.figure} (trained vs untrained LM)"
+        "Figures of the LM (trained vs initial weights)"
     shell:
-        "iterlens plot --figure {wildcards.figure} --inputs {input} --out {output} > {log} 2>&1"
+        "iterlens plot --family lm --tables results/tables --out results/figures > {log} 2>&1"
+
+
+rule figures_cnn:
+    input:
+        expand("results/tables/{{family}}{suffix}/{table}.csv", suffix=["", "_random"],
+               table=["lens_metrics", "prediction_depth", "transfer"]),
+    output:
+        [report(f"results/figures/{{family}}_{f}.png", caption=f"../report/{f}.rst",
+                category="CNN") for f in FIGS],
+    wildcard_constraints:
+        family="cnn_plain|cnn_residual",
+    log:
+        "logs/figures/{family}.log",
+    message:
+        "Figures of {wildcards.family} (trained vs initial weights)"
+    shell:
+        "iterlens plot --family {wildcards.family} --tables results/tables "
+        "--out results/figures > {log} 2>&1"

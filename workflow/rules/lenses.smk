@@ -1,24 +1,25 @@
-# Generic over every probed model {pm}: LMs and (later) CNNs share these rules.
+# Generic over every probed model {pm}: the LMs and the CNNs share these rules.
 
 
-rule fit_lens:
+rule fit_lenses:
     input:
         store="results/probed/{pm}/acts/lensfit/manifest.json",
         readout="results/probed/{pm}/readout.safetensors",
     output:
-        lens=directory("results/probed/{pm}/lenses/{kind}"),
-        curve="results/tables/{pm}/fit_{kind}.csv",
+        lenses=directory(expand("results/probed/{{pm}}/lenses/{kind}", kind=LENS_KINDS)),
+        curves=expand("results/tables/{{pm}}/fit_{kind}.csv", kind=LENS_KINDS),
     params:
         cfg=cfg("lens", "probe"),
     threads: 1
     log:
-        "logs/fit/{pm}_{kind}.log",
+        "logs/fit/{pm}.log",
     message:
-        "Fit the {wildcards.kind} lens of {wildcards.pm}"
+        "Fit the tuned lens, shared lens and free probes of {wildcards.pm}"
     shell:
-        "iterlens fit-lens --cfg {params.cfg} --threads {threads} --kind {wildcards.kind} "
+        "iterlens fit-lenses --cfg {params.cfg} --threads {threads} --kinds {LENS_KINDS} "
         "--store results/probed/{wildcards.pm}/acts/lensfit --readout {input.readout} "
-        "--out {output.lens} --curve {output.curve} > {log} 2>&1"
+        "--out results/probed/{wildcards.pm}/lenses --curves results/tables/{wildcards.pm} "
+        "> {log} 2>&1"
 
 
 rule evaluate:
@@ -29,32 +30,16 @@ rule evaluate:
     output:
         metrics="results/tables/{pm}/lens_metrics.csv",
         depth="results/tables/{pm}/prediction_depth.csv",
+        transfer="results/tables/{pm}/transfer.csv",
     threads: 1
     log:
         "logs/evaluate/{pm}.log",
     message:
-        "Evaluate every lens of {wildcards.pm} at every layer on held-out data"
+        "Evaluate every lens of {wildcards.pm} on held-out data; transfer penalties"
     shell:
         "iterlens evaluate --threads {threads} --store results/probed/{wildcards.pm}/acts/eval "
         "--readout {input.readout} --lens {input.lenses} --out {output.metrics} "
-        "--depth-out {output.depth} > {log} 2>&1"
-
-
-rule transfer:
-    input:
-        store="results/probed/{pm}/acts/eval/manifest.json",
-        readout="results/probed/{pm}/readout.safetensors",
-        lens="results/probed/{pm}/lenses/tuned",
-    output:
-        "results/tables/{pm}/transfer.csv",
-    threads: 1
-    log:
-        "logs/transfer/{pm}.log",
-    message:
-        "Transfer penalties of {wildcards.pm}: lens of layer i on layer j"
-    shell:
-        "iterlens transfer --threads {threads} --store results/probed/{wildcards.pm}/acts/eval "
-        "--readout {input.readout} --lens {input.lens} --out {output} > {log} 2>&1"
+        "--depth-out {output.depth} --transfer-out {output.transfer} > {log} 2>&1"
 
 
 rule lm_summary:
