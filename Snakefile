@@ -1,11 +1,15 @@
 # iterlens: does a transformer refine one prediction layer by layer?
 # Thin by design: all logic lives in the `iterlens` library; rules call its CLI.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The default config lives beside this Snakefile, so `--directory` works from anywhere;
+# `--configfile config/smoke.yaml` overrides it.
+configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
 include: "workflow/rules/common.smk"
