@@ -101,7 +101,11 @@ def cmd_train_lm(args):
     _threads(args.threads)
     lm = cfg["lm"]
     if lm["model"] != "reference":
+        import pandas as pd
+
         load_causal_lm(lm["model"])  # fail early, with a clear message, if unavailable
+        write_table(pd.DataFrame(columns=["step", "tokens", "train_loss_nats", "val_loss_nats"]),
+                    args.curve)  # no training: an empty curve
         with atomic_path(args.out) as tmp:
             tmp.mkdir()
             (tmp / "source.json").write_text(json.dumps({"name_or_path": lm["model"]}) + "\n")
@@ -285,6 +289,14 @@ def cmd_vision_summary(args):
     write_table(pd.DataFrame(rows), args.out)
 
 
+@command("headline", "the headline numbers of every model (quoted in the README)")
+def cmd_headline(args):
+    from iterlens.io import write_table
+    from iterlens.summary import headline_table
+
+    write_table(headline_table(args.metrics, args.transfer), args.out)
+
+
 @command("comparison", "the table behind the LM vs CNN comparison figure")
 def cmd_comparison(args):
     from iterlens.io import write_table
@@ -357,6 +369,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                         ("--out", {"required": True})],
         "vision-summary": [("--models", {"nargs": "+", "required": True}),
                            ("--out", {"required": True})],
+        "headline": [("--metrics", {"nargs": "+", "required": True}),
+                     ("--transfer", {"nargs": "+", "required": True}),
+                     ("--out", {"required": True})],
         "comparison": [("--metrics", {"nargs": "+", "required": True}),
                        ("--transfer", {"nargs": "+", "required": True}),
                        ("--out", {"required": True})],

@@ -80,3 +80,42 @@ def _split_name(name: str) -> tuple[str, str]:
     if name.endswith("_random"):
         return name[: -len("_random")], "untrained"
     return name, "trained"
+
+
+def headline_table(metrics: list[str], transfers: list[str]) -> pd.DataFrame:
+    """The headline numbers quoted in the README, one row per model.
+
+    Columns: mean transfer CE penalty between adjacent layers (|i-j| = 1) and between far
+    layers (|i-j| >= L/2); the mean and max shared-lens CE penalty against the per-layer tuned
+    lens (layers 0..L-1); tuned and logit lens KL averaged over layers 0..L-1; the probe
+    plateau layer (first layer whose probe top-1 accuracy is within 0.01 of its best).
+    """
+    from pathlib import Path
+
+    rows = []
+    for m_path, t_path in zip(metrics, transfers, strict=True):
+        name = Path(m_path).parent.name
+        table = read_table(m_path)
+        transfer = read_table(t_path)
+        n_layers = int(table["layer"].max())
+        ce = table.pivot(index="layer", columns="lens", values="ce_bits")
+        kl = table.pivot(index="layer", columns="lens", values="kl_bits")
+        acc = table.pivot(index="layer", columns="lens", values="top1_acc")["probe"]
+        off = transfer[transfer["distance"] != 0]
+        far = max(1, n_layers // 2)
+        below = ce.index < n_layers
+        shared_penalty = (ce["shared"] - ce["tuned"])[below]
+        rows.append({
+            "model": name, "n_layers": n_layers,
+            "transfer_ce_penalty_adjacent_bits":
+                off[off["distance"].abs() == 1]["ce_penalty_bits"].mean(),
+            "transfer_ce_penalty_far_bits":
+                off[off["distance"].abs() >= far]["ce_penalty_bits"].mean(),
+            "shared_ce_penalty_mean_bits": shared_penalty.mean(),
+            "shared_ce_penalty_max_bits": shared_penalty.max(),
+            "logit_kl_mean_bits": kl["logit"][below].mean(),
+            "tuned_kl_mean_bits": kl["tuned"][below].mean(),
+            "probe_best_top1_acc": acc.max(),
+            "probe_plateau_layer": int((acc >= acc.max() - 0.01).idxmax()),
+        })
+    return pd.DataFrame(rows)

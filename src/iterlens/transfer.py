@@ -32,15 +32,19 @@ def transfer_sums(lens: nn.Module, hidden: torch.Tensor, readout: Readout,
     n = hidden.shape[1]
     final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
     final_p = final_logp.exp()
+    neg_entropy = (final_p * final_logp).sum(-1)  # [b]
     ce = torch.zeros(n, n, dtype=torch.float64)
     kl = torch.zeros(n, n, dtype=torch.float64)
     for j in range(n):
         h = hidden[:, j]
         translated = torch.stack([lens.transform_hidden(h, i) for i in range(n)])  # [i, b, d]
-        logq = torch.log_softmax(readout(translated), -1)  # [i, b, V]
-        ce[:, j] = -logq.gather(-1, targets[None, :, None].expand(n, -1, 1))[..., 0].sum(
-            -1).double() / LN2
-        kl[:, j] = (final_p * (final_logp - logq)).sum((-1, -2)).double() / LN2
+        logits = readout(translated)  # [i, b, V]
+        lse = torch.logsumexp(logits, -1)  # [i, b]
+        # CE = lse - logit[target];  KL = sum p log p - sum p logit + lse
+        target_logit = logits.gather(-1, targets[None, :, None].expand(n, -1, 1))[..., 0]
+        p_dot_logit = torch.einsum("ibv,bv->ib", logits, final_p)
+        ce[:, j] = (lse - target_logit).sum(-1).double() / LN2
+        kl[:, j] = (neg_entropy[None] - p_dot_logit + lse).sum(-1).double() / LN2
     return ce, kl
 
 

@@ -57,9 +57,11 @@ def final_targets():
     figures = ["lens_curves", "shared_lens", "transfer", "prediction_depth"]
     targets = [
         "results/tables/lm_summary.csv",
-        "results/figures/lm_training.png",
+        "results/tables/headline.csv",
         "results/figures/lm_ranks.png",
     ]
+    if config["lm"]["model"] == "reference":
+        targets.append("results/figures/lm_training.png")
     targets += expand("results/figures/{family}_{figure}.png", family=FAMILIES, figure=figures)
     targets += expand("results/tables/{pm}/fit_{kind}.csv", pm=COMPARED, kind=LENS_KINDS)
     if VISION:

@@ -58,3 +58,18 @@ rule lm_summary:
         "iterlens lm-summary --train-tokens {input.train} --eval-store results/probed/lm/acts/eval "
         "--vocab-of {input.readout} --names {LM_MODELS} --metrics {input.metrics} "
         "--out {output} > {log} 2>&1"
+
+
+rule headline:
+    input:
+        metrics=expand("results/tables/{pm}/lens_metrics.csv", pm=COMPARED),
+        transfer=expand("results/tables/{pm}/transfer.csv", pm=COMPARED),
+    output:
+        "results/tables/headline.csv",
+    log:
+        "logs/headline.log",
+    message:
+        "Headline numbers: transfer penalties, shared-lens penalty, probe plateau"
+    shell:
+        "iterlens headline --metrics {input.metrics} --transfer {input.transfer} "
+        "--out {output} > {log} 2>&1"
