@@ -386,7 +386,10 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="iterlens", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="iterlens",
+        description="Logit lens, tuned lens, transfer penalties and probes for LMs and CNNs: "
+                    "one subcommand per workflow stage (see the README).")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
