@@ -10,13 +10,14 @@ rule fit_lenses:
         curves=expand("results/tables/{{pm}}/fit_{kind}.csv", kind=LENS_KINDS),
     params:
         cfg=cfg("lens", "probe"),
+        kinds=LENS_KINDS,
     threads: 1
     log:
         "logs/fit/{pm}.log",
     message:
         "Fit the tuned lens, shared lens and free probes of {wildcards.pm}"
     shell:
-        "iterlens fit-lenses --cfg {params.cfg} --threads {threads} --kinds {LENS_KINDS} "
+        "iterlens fit-lenses --cfg {params.cfg} --threads {threads} --kinds {params.kinds} "
         "--store results/probed/{wildcards.pm}/acts/lensfit --readout {input.readout} "
         "--out results/probed/{wildcards.pm}/lenses --curves results/tables/{wildcards.pm} "
         "> {log} 2>&1"
@@ -50,13 +51,15 @@ rule lm_summary:
         metrics=expand("results/tables/{pm}/lens_metrics.csv", pm=LM_MODELS),
     output:
         "results/tables/lm_summary.csv",
+    params:
+        names=LM_MODELS,
     log:
         "logs/lm_summary.log",
     message:
         "Held-out loss of the LMs against the unigram baseline"
     shell:
         "iterlens lm-summary --train-tokens {input.train} --eval-store results/probed/lm/acts/eval "
-        "--vocab-of {input.readout} --names {LM_MODELS} --metrics {input.metrics} "
+        "--vocab-of {input.readout} --names {params.names} --metrics {input.metrics} "
         "--out {output} > {log} 2>&1"
 
 
