@@ -189,6 +189,9 @@ def cmd_fit_lenses(args):
     readout = Readout.load(args.readout)
     store = ActivationStore(args.store)
     for kind in args.kinds:
+        if args.skip_existing and (Path(args.out) / kind / "lens.safetensors").exists():
+            log.info("%s lens exists in %s; not refitted (--skip-existing)", kind, args.out)
+            continue
         lens = make_lens(kind, readout, store.n_layers)
         section = cfg["probe"] if kind == "probe" else cfg["lens"]
         curve = fit_lens(lens, store, readout, default_layers(kind, store.n_layers),
@@ -212,8 +215,14 @@ def cmd_evaluate(args):
     readout = Readout.load(args.readout)
     store = ActivationStore(args.store)
     lenses = {"logit": IdentityLens(readout)}
-    for folder in args.lens:
-        lens = load_lens(folder, readout)
+    for source in args.lens:
+        if (Path(source) / "lens.safetensors").exists():
+            lens = load_lens(source, readout, allow_mismatch=args.allow_mismatch)
+        else:  # a tuned-lens layout folder, or a Hub repo / Space with lens/<model>/
+            from iterlens.hub.pull import load_lens as load_released
+
+            lens = load_released(source, readout, lens_name=args.lens_name,
+                                 repo_type=args.repo_type, allow_mismatch=args.allow_mismatch)
         lenses[lens.kind] = lens
     metrics, depth = evaluate_lenses(lenses, store, readout, progress=not args.quiet)
     write_table(metrics, args.out)
@@ -324,6 +333,101 @@ def cmd_plot(args):
         figures.draw(args.figure, args.inputs, args.out)
 
 
+# ---------------------------------------------------------------------------- release
+RELEASED_LENS_ARGS = [
+    ("--lens-name", {"help": "model name under lens/ in the tuned-lens layout (default: the "
+                             "model's name_or_path, then the repo's name)"}),
+    ("--repo-type", {"choices": ["model", "space"], "help": "Hub repo type (default model)"}),
+    ("--allow-mismatch", {"action": "store_true",
+                          "help": "load a lens made for another unembedding"}),
+]
+HUB_ARGS: dict[str, list[tuple[str, dict]]] = {
+    "stage-release": [("--model", {"help": "stage the model repo of this studied model (lm, "
+                                           "cnn_plain, ...); without it, the dataset repo"}),
+                      ("--results", {"default": "results"}),
+                      ("--tables", {"nargs": "*", "default": None,
+                                    "help": "only these tables (default: every CSV)"}),
+                      ("--models", {"nargs": "*", "default": [],
+                                    "help": "released models (linked from the dataset card)"}),
+                      ("--out", {"required": True})],
+    "push": [("--release", {"default": "results/release"}),
+             ("--dry-run", {"action": "store_true", "help": "list repos, files and sizes only"}),
+             ("--private", {"action": "store_true"})],
+    "pull": [("--source", {"required": True, "help": "folder or Hub repo id"}),
+             ("--model", {"help": "model folder or Hub name the lens is for"}),
+             ("--readout", {"help": "or: the model's readout.safetensors"}),
+             ("--kind", {"default": "tuned", "choices": ["tuned", "shared", "probe"]}),
+             *RELEASED_LENS_ARGS, ("--revision", {}),
+             ("--missing-ok", {"action": "store_true",
+                               "help": "exit 0, writing nothing, if the source lacks this lens"}),
+             ("--out", {"required": True})],
+}
+
+
+@command("stage-release", "stage one Hub repo folder: a studied model's, or the dataset's")
+def cmd_stage_release(args):
+    from iterlens.hub.stage import folder_size, stage_dataset_repo, stage_model_repo
+
+    rel = _cfg(args)["release"]
+    res = Path(args.results)
+    if args.model:
+        out = stage_model_repo(
+            args.model, res / "models" / args.model, res / "probed" / args.model / "lenses",
+            res / "probed" / args.model / "readout.safetensors",
+            res / "tables" / args.model / "lens_metrics.csv", args.out, rel["namespace"],
+            rel["prefix"], "cnn" if args.model.startswith("cnn") else "lm")
+    else:
+        acts = res / "probed" / "lm" / "acts" / "eval" if rel["include_activations"] else None
+        out = stage_dataset_repo(res / "tables", res / "corpus", args.out, rel["namespace"],
+                                 rel["prefix"], args.models, acts)
+    n, size = folder_size(out)
+    log.info("staged %s: %d files, %.2f MiB", out, n, size / 2**20)
+
+
+@command("push", "upload the staged release to the Hugging Face Hub (--dry-run first)")
+def cmd_push(args):
+    from iterlens.hub.push import push_release
+
+    push_release(args.release, dry_run=args.dry_run, private=args.private)
+
+
+def _load_any_model(name_or_path: str):
+    """An iterlens CNN folder, a workflow LM folder, or a HF causal LM by name or path."""
+    folder = Path(name_or_path)
+    if (folder / "config.json").exists() and "stages" in json.loads(
+            (folder / "config.json").read_text()):
+        from iterlens.vision import load_cnn
+
+        return load_cnn(folder)
+    from iterlens.lm import load_causal_lm, load_model_dir
+
+    return load_model_dir(folder) if folder.is_dir() else load_causal_lm(name_or_path)
+
+
+@command("pull", "load a released lens (folder or Hub) for a model and save it here")
+def cmd_pull(args):
+    from iterlens.hub.pull import load_lens
+    from iterlens.lenses import save_lens
+    from iterlens.readout import Readout
+
+    if bool(args.model) == bool(args.readout):
+        raise ValueError("give exactly one of --model and --readout")
+    model = Readout.load(args.readout) if args.readout else _load_any_model(args.model)
+    try:
+        lens = load_lens(args.source, model, args.kind, lens_name=args.lens_name,
+                         repo_type=args.repo_type, revision=args.revision,
+                         allow_mismatch=args.allow_mismatch)
+    except FileNotFoundError as err:
+        if not args.missing_ok:
+            raise
+        log.warning("%s; nothing written (--missing-ok)", err)
+        return
+    from iterlens.hub.pull import readout_of
+
+    save_lens(lens, args.out, readout_of(model), lens.n_layers)
+    log.info("saved the %s lens from %s to %s", args.kind, args.source, args.out)
+
+
 def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (defaults are filled in)")
     p.add_argument("--cfg", help="config as a JSON string (merged over --config)")
@@ -352,10 +456,16 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                                     "choices": ["tuned", "shared", "probe"]}),
                        ("--store", {"required": True}), ("--readout", {"required": True}),
                        ("--out", {"required": True, "help": "folder for one subfolder a lens"}),
-                       ("--curves", {"required": True, "help": "folder for fit_<kind>.csv"})],
+                       ("--curves", {"required": True, "help": "folder for fit_<kind>.csv"}),
+                       ("--skip-existing", {"action": "store_true",
+                                            "help": "keep lenses already in --out"})],
         "evaluate": [("--store", {"required": True}), ("--readout", {"required": True}),
-                     ("--lens", {"nargs": "*", "default": []}), ("--out", {"required": True}),
+                     ("--lens", {"nargs": "*", "default": [],
+                                 "help": "lens folders, tuned-lens layout folders, or Hub repos "
+                                         "(owner/name, spaces/owner/name) with lens/<model>/"}),
+                     *RELEASED_LENS_ARGS, ("--out", {"required": True}),
                      ("--depth-out", {"required": True}), ("--transfer-out", {})],
+        **HUB_ARGS,
         "lm-summary": [("--train-tokens", {"required": True}),
                        ("--eval-store", {"required": True}),
                        ("--vocab-of", {"required": True}),

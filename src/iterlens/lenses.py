@@ -256,8 +256,11 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
         (tmp / "lens.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def load_lens(folder: str | Path, readout: Readout) -> nn.Module:
-    """Load a lens saved by :func:`save_lens`, refusing one made for another readout."""
+def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False) -> nn.Module:
+    """Load a lens saved by :func:`save_lens`, refusing one made for another readout.
+
+    ``allow_mismatch`` loads it anyway (shapes are still checked).
+    """
     path = Path(folder) / "lens.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"no lens at {folder} (lens.safetensors missing)")
@@ -267,10 +270,11 @@ def load_lens(folder: str | Path, readout: Readout) -> nn.Module:
         state = load_file(str(path))
     except Exception as err:
         raise ValueError(f"corrupt lens file {path}: {err}") from None
-    if meta.get("readout_fingerprint") != readout.fingerprint():
+    if meta.get("readout_fingerprint") != readout.fingerprint() and not allow_mismatch:
         raise ValueError(
             f"lens {folder} was trained for readout {meta.get('readout_fingerprint')}, but this "
-            f"model's readout is {readout.fingerprint()}: the unembedding does not match")
+            f"model's readout is {readout.fingerprint()}: the unembedding does not match "
+            f"(allow_mismatch / --allow-mismatch loads it anyway)")
     if int(meta["d_model"]) != readout.d_model:
         raise ValueError(f"lens {folder} expects width {meta['d_model']}, "
                          f"readout has {readout.d_model}")

@@ -53,7 +53,8 @@ def lens_dirs(wildcards):
     return [f"results/probed/{wildcards.pm}/lenses/{kind}" for kind in LENS_KINDS]
 
 
-def final_targets():
+def final_targets(release=True):
+    """Every final target; ``release=False`` leaves out the staged release folders."""
     figures = ["lens_curves", "shared_lens", "transfer", "prediction_depth"]
     targets = [
         "results/tables/lm_summary.csv",
@@ -63,7 +64,11 @@ def final_targets():
     if config["lm"]["model"] == "reference":
         targets.append("results/figures/lm_training.png")
     targets += expand("results/figures/{family}_{figure}.png", family=FAMILIES, figure=figures)
-    targets += expand("results/tables/{pm}/fit_{kind}.csv", pm=COMPARED, kind=LENS_KINDS)
+    fitted = [pm for pm in COMPARED
+              if not (pm == "lm" and config["release"]["use_released_lenses"])]
+    targets += expand("results/tables/{pm}/fit_{kind}.csv", pm=fitted, kind=LENS_KINDS)
     if VISION:
         targets += ["results/tables/vision_summary.csv", "results/figures/comparison.png"]
+    if release:
+        targets += RELEASE_DIRS
     return targets
