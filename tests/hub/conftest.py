@@ -28,11 +28,22 @@ def metrics_table(n_layers: int, intervals: bool) -> pd.DataFrame:
     for lens in ("logit", "tuned", "shared", "probe"):
         for layer in range(n_layers + 1):
             kl = 0.0 if layer == n_layers else 1.0 + n_layers - layer
-            row = {"lens": lens, "layer": layer, "depth_frac": layer / n_layers,
-                   "kl_bits": kl, "ce_bits": 5.0 + kl}
+            row = {
+                "lens": lens,
+                "layer": layer,
+                "depth_frac": layer / n_layers,
+                "kl_bits": kl,
+                "ce_bits": 5.0 + kl,
+            }
             if intervals:
-                row.update({"kl_bits_lo": kl - 0.1, "kl_bits_hi": kl + 0.1,
-                            "ce_bits_lo": 4.9 + kl, "ce_bits_hi": 5.1 + kl})
+                row.update(
+                    {
+                        "kl_bits_lo": kl - 0.1,
+                        "kl_bits_hi": kl + 0.1,
+                        "ce_bits_lo": 4.9 + kl,
+                        "ce_bits_hi": 5.1 + kl,
+                    }
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -53,8 +64,9 @@ def tiny_results(tmp_path_factory) -> Path:
     train_tokenizer(texts, 300, root / "tokenizer")
     tok = load_tokenizer(root / "tokenizer")
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_layer=3, n_embd=32, n_head=2,
-                                       n_positions=64)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tok), n_layer=3, n_embd=32, n_head=2, n_positions=64)
+    ).eval()
     save_model(model, tok, root / "models" / "lm")
     readout = readout_from_lm(model)
     readout.save(root / "probed" / "lm" / "readout.safetensors")
@@ -63,16 +75,20 @@ def tiny_results(tmp_path_factory) -> Path:
         randomize(lens, i)
         save_lens(lens, root / "probed" / "lm" / "lenses" / kind, readout, 3)
     (root / "tables" / "lm").mkdir(parents=True)
-    metrics_table(3, intervals=False).to_csv(root / "tables" / "lm" / "lens_metrics.csv",
-                                             index=False)
+    metrics_table(3, intervals=False).to_csv(
+        root / "tables" / "lm" / "lens_metrics.csv", index=False
+    )
     pd.DataFrame({"step": [1, 2], "train_loss_nats": [6.0, 5.0]}).to_csv(
-        root / "tables" / "lm" / "training.csv", index=False)
+        root / "tables" / "lm" / "training.csv", index=False
+    )
     pd.DataFrame({"model": ["lm"], "eval_ce_bits": [5.0]}).to_csv(
-        root / "tables" / "headline.csv", index=False)
+        root / "tables" / "headline.csv", index=False
+    )
     (root / "corpus").mkdir()
     for split, ids in {"train": ["a", "b"], "lensfit": ["c"], "eval": ["d"]}.items():
         (root / "corpus" / f"{split}.jsonl").write_text(
-            "".join(json.dumps({"id": i, "text": "x"}) + "\n" for i in ids))
+            "".join(json.dumps({"id": i, "text": "x"}) + "\n" for i in ids)
+        )
     return root
 
 

@@ -13,8 +13,9 @@ def tiny_gpt2(seed=0, name="tiny-gpt2"):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_layer=3, n_embd=32, n_head=2,
-                                       n_positions=64)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=97, n_layer=3, n_embd=32, n_head=2, n_positions=64)
+    ).eval()
     model.config.name_or_path = name
     return model
 
@@ -87,8 +88,9 @@ def test_a_lens_for_another_model_is_refused(tmp_path, hub_cache, hash_key):
 def test_a_lens_of_another_shape_is_refused_even_with_the_override(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_layer=2, n_embd=32, n_head=2,
-                                       n_positions=64)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=97, n_layer=2, n_embd=32, n_head=2, n_positions=64)
+    ).eval()
     their_lens(tiny_gpt2(), tmp_path, None)
     with pytest.raises(LensMismatchError, match="3 layers, the model 2"):
         load_lens(tmp_path, model, allow_mismatch=True)
@@ -135,14 +137,54 @@ def test_cli_pull_writes_an_evaluable_lens(tmp_path, hub_cache):
     readout.save(tmp_path / "readout.safetensors")
     theirs = their_lens(model, tmp_path / "space" / "lens" / "tiny-gpt2", "unemebd_hash")
     hub_cache(SPACE, "space", tmp_path / "space")
-    assert main(["pull", "--source", f"spaces/{SPACE}", "--readout",
-                 str(tmp_path / "readout.safetensors"), "--lens-name", "tiny-gpt2",
-                 "--out", str(tmp_path / "pulled")]) == 0
+    assert (
+        main(
+            [
+                "pull",
+                "--source",
+                f"spaces/{SPACE}",
+                "--readout",
+                str(tmp_path / "readout.safetensors"),
+                "--lens-name",
+                "tiny-gpt2",
+                "--out",
+                str(tmp_path / "pulled"),
+            ]
+        )
+        == 0
+    )
     assert_same_logits(theirs, load_native(tmp_path / "pulled", readout))
-    assert main(["pull", "--source", f"spaces/{SPACE}", "--readout",
-                 str(tmp_path / "readout.safetensors"), "--kind", "shared", "--missing-ok",
-                 "--out", str(tmp_path / "none")]) == 0
+    assert (
+        main(
+            [
+                "pull",
+                "--source",
+                f"spaces/{SPACE}",
+                "--readout",
+                str(tmp_path / "readout.safetensors"),
+                "--kind",
+                "shared",
+                "--missing-ok",
+                "--out",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 0
+    )
     assert not (tmp_path / "none").exists()
-    assert main(["pull", "--source", f"spaces/{SPACE}", "--readout",
-                 str(tmp_path / "readout.safetensors"), "--kind", "shared",
-                 "--out", str(tmp_path / "none")]) == 1
+    assert (
+        main(
+            [
+                "pull",
+                "--source",
+                f"spaces/{SPACE}",
+                "--readout",
+                str(tmp_path / "readout.safetensors"),
+                "--kind",
+                "shared",
+                "--out",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 1
+    )

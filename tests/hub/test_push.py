@@ -38,18 +38,24 @@ def test_push_uploads_each_folder_once_tagged_with_the_version(release, api, cap
     push_release(release, api_factory=factory)
     factory.assert_called_once_with(endpoint="https://hub.example.test", token=TOKEN)
     assert client.create_repo.call_count == 2
-    client.create_repo.assert_any_call("org/iterlens-lm", repo_type="model", private=False,
-                                       exist_ok=True)
-    client.create_repo.assert_any_call("org/iterlens-results", repo_type="dataset",
-                                       private=False, exist_ok=True)
+    client.create_repo.assert_any_call(
+        "org/iterlens-lm", repo_type="model", private=False, exist_ok=True
+    )
+    client.create_repo.assert_any_call(
+        "org/iterlens-results", repo_type="dataset", private=False, exist_ok=True
+    )
     assert client.upload_folder.call_count == 2
     calls = {c.kwargs["repo_id"]: c.kwargs for c in client.upload_folder.call_args_list}
     assert calls["org/iterlens-lm"]["folder_path"] == str(release / "iterlens-lm")
     assert calls["org/iterlens-results"]["repo_type"] == "dataset"
     assert all(package_version() in c["commit_message"] for c in calls.values())
-    client.create_tag.assert_any_call("org/iterlens-lm", tag=f"v{package_version()}",
-                                      repo_type="model", exist_ok=True,
-                                      tag_message=f"iterlens {package_version()}")
+    client.create_tag.assert_any_call(
+        "org/iterlens-lm",
+        tag=f"v{package_version()}",
+        repo_type="model",
+        exist_ok=True,
+        tag_message=f"iterlens {package_version()}",
+    )
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err + caplog.text
 

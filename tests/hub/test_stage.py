@@ -18,10 +18,17 @@ def front_matter(path):
 
 
 def stage_lm(root, out, metrics=None):
-    return stage_model_repo("lm", root / "models" / "lm", root / "probed" / "lm" / "lenses",
-                            root / "probed" / "lm" / "readout.safetensors",
-                            metrics or root / "tables" / "lm" / "lens_metrics.csv", out,
-                            NAMESPACE, PREFIX, "lm")
+    return stage_model_repo(
+        "lm",
+        root / "models" / "lm",
+        root / "probed" / "lm" / "lenses",
+        root / "probed" / "lm" / "readout.safetensors",
+        metrics or root / "tables" / "lm" / "lens_metrics.csv",
+        out,
+        NAMESPACE,
+        PREFIX,
+        "lm",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +38,22 @@ def staged(tiny_results, tmp_path_factory):
 
 def test_model_repo_holds_every_file(staged):
     files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
-    expected = {"README.md", "release.json", "config.json", "model.safetensors",
-                "tokenizer.json", "tokenizer_config.json", "readout.safetensors",
-                f"lens/{REPO}/config.json", f"lens/{REPO}/params.pt"}
-    expected |= {f"lenses/{k}/{f}" for k in ("tuned", "shared", "probe")
-                 for f in ("lens.safetensors", "lens.json")}
+    expected = {
+        "README.md",
+        "release.json",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "readout.safetensors",
+        f"lens/{REPO}/config.json",
+        f"lens/{REPO}/params.pt",
+    }
+    expected |= {
+        f"lenses/{k}/{f}"
+        for k in ("tuned", "shared", "probe")
+        for f in ("lens.safetensors", "lens.json")
+    }
     assert expected <= files
     assert not any(name.endswith((".bin", ".pkl")) for name in files)
     assert not list(staged.parent.glob(".*.tmp"))  # written atomically
@@ -70,14 +88,20 @@ def test_model_card_yaml_and_body(staged):
     assert names[0] == "final held-out loss (bits)"
     assert result["metrics"][0]["value"] == pytest.approx(5.0)  # logit lens CE at layer L
     assert "tuned lens KL to final, layer 0 (bits)" in names
-    kl0 = next(m["value"] for m in result["metrics"]
-               if m["name"] == "tuned lens KL to final, layer 0 (bits)")
+    kl0 = next(
+        m["value"]
+        for m in result["metrics"]
+        if m["name"] == "tuned lens KL to final, layer 0 (bits)"
+    )
     assert kl0 == pytest.approx(4.0)  # the table's value, not a typed one
     assert f'iterlens.load_lens("{NAMESPACE}/{REPO}", model)' in text
-    assert (f'TunedLens.from_model_and_pretrained(model, "{REPO}", repo_id="{NAMESPACE}/{REPO}"'
-            in text)
+    assert (
+        f'TunedLens.from_model_and_pretrained(model, "{REPO}", repo_id="{NAMESPACE}/{REPO}"' in text
+    )
     assert "@misc{" in text
-    assert "| 0 | 4.000 | 4.000 | 4.000 | 9.000 |" in text  # layer 0: logit, tuned, shared KL; probe CE
+    assert (
+        "| 0 | 4.000 | 4.000 | 4.000 | 9.000 |" in text
+    )  # layer 0: logit, tuned, shared KL; probe CE
 
 
 def test_model_card_shows_intervals_when_the_table_has_them(tiny_results, tmp_path):
@@ -88,8 +112,7 @@ def test_model_card_shows_intervals_when_the_table_has_them(tiny_results, tmp_pa
     assert "| 0 | 4.000 [3.900, 4.100] |" in text
 
 
-def test_staged_lens_loads_in_tuned_lens_with_the_same_logits(staged, tiny_results,
-                                                              hub_cache):
+def test_staged_lens_loads_in_tuned_lens_with_the_same_logits(staged, tiny_results, hub_cache):
     from transformers import AutoModelForCausalLM
     from tuned_lens import TunedLens
 
@@ -114,17 +137,26 @@ def test_staged_lens_loads_in_tuned_lens_with_the_same_logits(staged, tiny_resul
 
 
 def test_dataset_repo_tables_splits_and_card(tiny_results, tmp_path):
-    out = stage_dataset_repo(tiny_results / "tables", tiny_results / "corpus",
-                             tmp_path / f"{PREFIX}-results", NAMESPACE, PREFIX, ["lm"])
+    out = stage_dataset_repo(
+        tiny_results / "tables",
+        tiny_results / "corpus",
+        tmp_path / f"{PREFIX}-results",
+        NAMESPACE,
+        PREFIX,
+        ["lm"],
+    )
     meta, text = front_matter(out / "README.md")
     configs = {c["config_name"]: c["data_files"][0]["path"] for c in meta["configs"]}
-    assert configs == {"headline": "data/headline.parquet",
-                       "lm_lens_metrics": "data/lm/lens_metrics.parquet",
-                       "lm_training": "data/lm/training.parquet"}
+    assert configs == {
+        "headline": "data/headline.parquet",
+        "lm_lens_metrics": "data/lm/lens_metrics.parquet",
+        "lm_training": "data/lm/training.parquet",
+    }
     for name, path in configs.items():
         csv = tiny_results / "tables" / path.removeprefix("data/").replace(".parquet", ".csv")
-        pd.testing.assert_frame_equal(pd.read_parquet(out / path), pd.read_csv(csv),
-                                      check_dtype=False, obj=name)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / path), pd.read_csv(csv), check_dtype=False, obj=name
+        )
     assert json.loads((out / "splits" / "eval.json").read_text()) == ["d"]
     assert json.loads((out / "splits" / "train.json").read_text()) == ["a", "b"]
     assert f"{NAMESPACE}/{PREFIX}-lm" in text
@@ -137,15 +169,25 @@ def test_dataset_repo_activations_in_half_precision(tiny_results, tmp_path):
     store = tmp_path / "store"
     store.mkdir()
     hidden = torch.randn(4, 4, 32)
-    save_file({"hidden": hidden, "targets": torch.arange(4)},
-              str(store / "shard-00000.safetensors"))
+    save_file(
+        {"hidden": hidden, "targets": torch.arange(4)}, str(store / "shard-00000.safetensors")
+    )
     (store / "manifest.json").write_text(json.dumps({"n_examples": 4}))
-    out = stage_dataset_repo(tiny_results / "tables", tiny_results / "corpus",
-                             tmp_path / "ds", NAMESPACE, PREFIX, ["lm"], activations=store)
+    out = stage_dataset_repo(
+        tiny_results / "tables",
+        tiny_results / "corpus",
+        tmp_path / "ds",
+        NAMESPACE,
+        PREFIX,
+        ["lm"],
+        activations=store,
+    )
     shard = load_file(str(out / "activations" / "lm_eval" / "shard-00000.safetensors"))
     assert shard["hidden"].dtype == torch.float16
     assert shard["targets"].dtype == torch.int64
     torch.testing.assert_close(shard["hidden"].float(), hidden, atol=1e-2, rtol=1e-2)
-    assert json.loads((out / "activations" / "lm_eval" / "manifest.json").read_text())[
-        "dtype"] == "float16"
+    assert (
+        json.loads((out / "activations" / "lm_eval" / "manifest.json").read_text())["dtype"]
+        == "float16"
+    )
     assert "Activations" in (out / "README.md").read_text()

@@ -5,9 +5,11 @@ from iterlens.hub.stage import repo_id, repo_name
 
 RELEASE = config["release"]
 RELEASED_MODELS = ["lm"] + (CNN_TRAINED if VISION else [])
-REPO_OF = {repo_name(RELEASE["prefix"], m): m for m in RELEASED_MODELS}
+# Model repo folders are <prefix>-<model, dashed>; {repo} is the dashed model name.
+REPO_OF = {m.replace("_", "-"): m for m in RELEASED_MODELS}
 DATASET_REPO = f"results/release/{RELEASE['prefix']}-results"
-RELEASE_DIRS = [f"results/release/{name}" for name in REPO_OF] + [DATASET_REPO]
+RELEASE_DIRS = [f"results/release/{repo_name(RELEASE['prefix'], m)}" for m in RELEASED_MODELS]
+RELEASE_DIRS.append(DATASET_REPO)
 
 
 def released_model_inputs(wildcards):
@@ -42,7 +44,7 @@ rule stage_model_repo:
     output:
         directory(f"results/release/{RELEASE['prefix']}-{{repo}}"),
     wildcard_constraints:
-        repo="|".join(name.removeprefix(RELEASE["prefix"] + "-") for name in REPO_OF),
+        repo="|".join(REPO_OF),
     params:
         cfg=cfg("release"),
         model=released_model_name,

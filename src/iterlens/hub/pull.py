@@ -117,8 +117,8 @@ def locate_lens(
         candidates: list[tuple[str, Path, Path]] = []
         if kind == "tuned":
             roots = [local] + [local / "lens" / n for n in names]
-            if not names and (local / "lens").is_dir():
-                roots += sorted(p for p in (local / "lens").iterdir() if p.is_dir())[:1]
+            subs = sorted(p for p in (local / "lens").glob("*") if p.is_dir())
+            roots += subs if len(subs) == 1 else []  # one lens/<name>/: unambiguous
             candidates += [("tuned_lens", r / "config.json", r / "params.pt") for r in roots]
         for root in (local, local / "lenses" / kind):
             candidates.append(("iterlens", root / "lens.json", root / "lens.safetensors"))
