@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -116,33 +117,31 @@ def model_card(
     from huggingface_hub import ModelCard, ModelCardData
 
     task = "text-generation" if domain == "lm" else "image-classification"
+    local_base = bool(base_model) and (Path(base_model).exists() or base_model.count("/") > 1)
+    hub_base = None if local_base else base_model  # a local folder has no Hub page
     data = ModelCardData(
         library_name="transformers" if domain == "lm" else "pytorch",
         license=LICENSE,
         datasets=[dataset_id],
         tags=TAGS + [domain],
         pipeline_tag=task,
-        base_model=base_model,
+        base_model=hub_base,
         model_name=repo_id,
         eval_results=eval_results(metrics, dataset_id, task),
     )
     header, rows = layer_table(metrics)
     if domain == "lm":
-        load_model = (
-            f"from transformers import AutoModelForCausalLM\n"
-            f'model = AutoModelForCausalLM.from_pretrained("{base_model or repo_id}")'
-        )
+        imports = "from transformers import AutoModelForCausalLM"
+        load_model = f'model = AutoModelForCausalLM.from_pretrained("{base_model or repo_id}")'
     else:
-        load_model = (
-            f"from huggingface_hub import snapshot_download; "
-            f"from iterlens.vision import load_cnn\n"
-            f'model = load_cnn(snapshot_download("{repo_id}"))'
+        imports = (
+            "from huggingface_hub import snapshot_download; from iterlens.vision import load_cnn"
         )
+        load_model = f'model = load_cnn(snapshot_download("{repo_id}"))'
     what = (
         "the model (safetensors, with its tokenizer), "
         if base_model is None
-        else f"lenses for [{base_model}](https://huggingface.co/{base_model}) (the model "
-        f"itself lives there), "
+        else f"lenses for `{base_model}` (the model itself is not part of this repo), "
     )
     net = "transformer" if domain == "lm" else "CNN"
     tuned_line = (
@@ -170,7 +169,7 @@ target in bits for the free probe. Layer 0 is the embedding (or the CNN stem).
 With iterlens:
 
 ```python
-import iterlens
+import iterlens; {imports}
 {load_model}
 lens = iterlens.load_lens("{repo_id}", model)  # lens(h, layer) -> logits
 ```
@@ -178,7 +177,7 @@ lens = iterlens.load_lens("{repo_id}", model)  # lens(h, layer) -> logits
 With tuned_lens (the tuned lens only):
 
 ```python
-from tuned_lens import TunedLens
+from tuned_lens import TunedLens; {imports}
 {load_model}
 {tuned_line}
 ```
