@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pandas as pd
@@ -172,7 +173,8 @@ def test_dataset_repo_activations_in_half_precision(tiny_results, tmp_path):
     save_file(
         {"hidden": hidden, "targets": torch.arange(4)}, str(store / "shard-00000.safetensors")
     )
-    (store / "manifest.json").write_text(json.dumps({"n_examples": 4}))
+    shards = [{"file": "shard-00000.safetensors", "sha256": "of the float32 file"}]
+    (store / "manifest.json").write_text(json.dumps({"n_examples": 4, "shards": shards}))
     out = stage_dataset_repo(
         tiny_results / "tables",
         tiny_results / "corpus",
@@ -186,8 +188,8 @@ def test_dataset_repo_activations_in_half_precision(tiny_results, tmp_path):
     assert shard["hidden"].dtype == torch.float16
     assert shard["targets"].dtype == torch.int64
     torch.testing.assert_close(shard["hidden"].float(), hidden, atol=1e-2, rtol=1e-2)
-    assert (
-        json.loads((out / "activations" / "lm_eval" / "manifest.json").read_text())["dtype"]
-        == "float16"
-    )
+    manifest = json.loads((out / "activations" / "lm_eval" / "manifest.json").read_text())
+    assert manifest["dtype"] == "float16"
+    half = out / "activations" / "lm_eval" / "shard-00000.safetensors"
+    assert manifest["shards"][0]["sha256"] == hashlib.sha256(half.read_bytes()).hexdigest()
     assert "Activations" in (out / "README.md").read_text()

@@ -10,6 +10,7 @@ activations in half precision. Each folder is written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -150,6 +151,10 @@ def _half_activations(store: Path, out: Path) -> str:
         total += (out / shard.name).stat().st_size
     manifest = read_json(store / "manifest.json")
     manifest["dtype"] = "float16"
+    for shard in manifest["shards"]:  # checksums of the float16 files, not the originals
+        path = out / shard["file"]
+        shard["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        shard["size"] = path.stat().st_size
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return (
         f"`activations/lm_eval/`: every layer's residual stream of the reference LM on the "
