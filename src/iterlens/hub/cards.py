@@ -135,7 +135,8 @@ def model_card(
         load_model = f'model = AutoModelForCausalLM.from_pretrained("{base_model or repo_id}")'
     else:
         imports = (
-            "from huggingface_hub import snapshot_download; from iterlens.vision import load_cnn"
+            "from huggingface_hub import snapshot_download; "
+            "from iterlens.models.cnn import load_cnn"
         )
         load_model = f'model = load_cnn(snapshot_download("{repo_id}"))'
     what = (

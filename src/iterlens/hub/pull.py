@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from iterlens.readout import Readout
+from iterlens.probing.readout import Readout
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ def readout_of(model) -> Readout:
     if isinstance(model, Readout):
         return model
     if hasattr(model, "get_output_embeddings"):
-        from iterlens.readout import readout_from_lm
+        from iterlens.probing.readout import readout_from_lm
 
         return readout_from_lm(model)
     if hasattr(model, "representations"):
-        from iterlens.vision import readout_from_cnn
+        from iterlens.probing.readout import readout_from_cnn
 
         return readout_from_cnn(model)
     raise TypeError(
@@ -178,7 +178,7 @@ def load_tuned_lens_files(
         LensMismatchError: the lens's unembedding hash, width or depth differs from the
             model's (the hash check is skipped with ``allow_mismatch``; shapes never are).
     """
-    from iterlens.lenses import make_tuned_lens
+    from iterlens.probing.lenses import make_tuned_lens
 
     config = read_tuned_lens_config(config_path)
     d_model, n_lens = int(config["d_model"]), int(config["num_hidden_layers"])
@@ -248,7 +248,7 @@ def load_lens(
         lens = load_tuned_lens_files(config, weights, readout, n_layers_of(model), allow_mismatch)
         lens.n_layers = len(lens.layer_translators)
         return lens
-    from iterlens.lenses import load_lens as load_native
+    from iterlens.probing.lenses import load_lens as load_native
 
     lens = load_native(weights.parent, readout, allow_mismatch=allow_mismatch)
     lens.n_layers = int(json.loads(config.read_text())["n_layers"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 
+from iterlens import artifacts as A
 from iterlens.hub.cards import package_version
 from iterlens.io import read_json
 
@@ -45,15 +46,15 @@ class RepoPlan:
 def plan_release(release_dir: str | Path) -> list[RepoPlan]:
     """Read every staged folder (one ``release.json`` each) under ``release_dir``."""
     release_dir = Path(release_dir)
-    folders = sorted(p.parent for p in release_dir.glob("*/release.json"))
+    folders = sorted(p.parent for p in release_dir.glob(f"*/{A.RELEASE_META}"))
     if not folders:
         raise PushError(
-            f"nothing staged under {release_dir} (no */release.json); run "
+            f"nothing staged under {release_dir} (no */{A.RELEASE_META}); run "
             f"`iterlens stage-release` or the Snakemake workflow first"
         )
     plans = []
     for folder in folders:
-        meta = read_json(folder / "release.json")
+        meta = read_json(folder / A.RELEASE_META)
         if not (folder / "README.md").exists():
             raise PushError(f"staged folder {folder} has no README.md (card)")
         files = sorted(

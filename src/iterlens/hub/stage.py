@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from iterlens import artifacts as A
+from iterlens.data.text import portable_tokenizer_config
 from iterlens.hub import cards
 from iterlens.io import atomic_path, read_json
-from iterlens.readout import Readout
-from iterlens.text_data import portable_tokenizer_config
+from iterlens.probing.readout import Readout
 
 LENS_KINDS = ("tuned", "shared", "probe")
 
@@ -54,20 +55,20 @@ def _copy_lenses(lens_root: Path, readout: Readout, out: Path, rid: str, lens_na
     """Every lens as safetensors + JSON; the tuned lens also in the tuned-lens layout."""
     for kind in LENS_KINDS:
         src = lens_root / kind
-        for name in ("lens.safetensors", "lens.json"):
+        for name in (A.LENS_WEIGHTS, A.LENS_META):
             if not (src / name).exists():
                 raise FileNotFoundError(f"missing {src / name}")
-            (out / "lenses" / kind).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / name, out / "lenses" / kind / name)
+            (out / A.HUB_LENS_DIR.format(kind=kind)).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / name, out / A.HUB_LENS_DIR.format(kind=kind) / name)
     tuned = lens_root / "tuned"
-    config = json.loads((tuned / "config.json").read_text())
+    config = json.loads((tuned / A.TUNED_LENS_CONFIG).read_text())
     config["base_model_name_or_path"] = rid
     config["unembed_hash"] = readout.unembedding_hash()
-    dest = out / "lens" / lens_name
+    dest = out / A.HUB_TUNED_LENS_DIR.format(name=lens_name)
     dest.mkdir(parents=True)
-    state = torch.load(tuned / "params.pt", map_location="cpu", weights_only=True)
-    torch.save(state, dest / "params.pt")
-    (dest / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    state = torch.load(tuned / A.TUNED_LENS_PARAMS, map_location="cpu", weights_only=True)
+    torch.save(state, dest / A.TUNED_LENS_PARAMS)
+    (dest / A.TUNED_LENS_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def stage_model_repo(
@@ -98,12 +99,12 @@ def stage_model_repo(
         tmp.mkdir()
         base = _copy_model(Path(model_dir), tmp)
         _copy_lenses(Path(lens_root), readout, tmp, rid, name)
-        shutil.copy2(readout_path, tmp / "readout.safetensors")
+        shutil.copy2(readout_path, tmp / A.READOUT)
         card = cards.model_card(
             rid, repo_id(namespace, f"{prefix}-results"), name, domain, metrics, base_model=base
         )
         card.save(tmp / "README.md")
-        (tmp / "release.json").write_text(
+        (tmp / A.RELEASE_META).write_text(
             json.dumps(
                 {
                     "repo_id": rid,
@@ -149,13 +150,13 @@ def _half_activations(store: Path, out: Path) -> str:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         save_file(tensors, str(out / shard.name), metadata={**meta, "dtype": "float16"})
         total += (out / shard.name).stat().st_size
-    manifest = read_json(store / "manifest.json")
+    manifest = read_json(store / A.MANIFEST)
     manifest["dtype"] = "float16"
     for shard in manifest["shards"]:  # checksums of the float16 files, not the originals
         path = out / shard["file"]
         shard["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         shard["size"] = path.stat().st_size
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / A.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return (
         f"`activations/lm_eval/`: every layer's residual stream of the reference LM on the "
         f"eval split, float16 safetensors shards with their `manifest.json` "
@@ -214,7 +215,7 @@ def stage_dataset_repo(
             acts,
         )
         card.save(tmp / "README.md")
-        (tmp / "release.json").write_text(
+        (tmp / A.RELEASE_META).write_text(
             json.dumps(
                 {
                     "repo_id": rid,
