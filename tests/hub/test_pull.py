@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import randomize
+from hub_fixtures import hub_cache, randomize  # noqa: F401 (fixtures)
 
 from iterlens.hub.pull import LensMismatchError, load_lens
 

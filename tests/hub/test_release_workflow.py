@@ -44,8 +44,8 @@ def test_evaluate_reads_the_tuned_lens_layout_and_writes_the_same_tables(smoke_r
     out = {k: tmp_path / f"{k}.csv" for k in ("metrics", "depth", "transfer")}
     cmd = [
         sys.executable,
-        "-m",
-        "iterlens.cli",
+        "-c",
+        "import sys; from iterlens.cli import main; sys.exit(main())",
         "evaluate",
         "--quiet",
         "--store",

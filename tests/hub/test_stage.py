@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import NAMESPACE, PREFIX, metrics_table
+from hub_fixtures import (  # noqa: F401 (fixtures)
+    NAMESPACE,
+    PREFIX,
+    hub_cache,
+    metrics_table,
+    tiny_results,
+)
 
 from iterlens.hub.stage import stage_dataset_repo, stage_model_repo
 

@@ -1,4 +1,5 @@
-"""Fixtures of the release tests: a tiny results tree, and a pre-filled Hub cache."""
+"""Fixtures and helpers of the release tests (imported by name: a second conftest.py would
+shadow the root one): a tiny results tree, and a pre-filled Hub cache."""
 
 from __future__ import annotations
 
