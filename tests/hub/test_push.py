@@ -18,6 +18,7 @@ def release(tmp_path):
         (folder / "lens" / "m").mkdir(parents=True)
         (folder / "README.md").write_text("---\nlicense: mit\n---\n# card\n")
         (folder / "lens" / "m" / "params.pt").write_bytes(b"x" * 1000)
+        (folder / ".snakemake_timestamp").write_text("")
         (folder / "release.json").write_text(f'{{"repo_id": "{name}", "repo_type": "{rtype}"}}')
     return tmp_path / "release"
 
@@ -49,6 +50,7 @@ def test_push_uploads_each_folder_once_tagged_with_the_version(release, api, cap
     assert calls["org/iterlens-lm"]["folder_path"] == str(release / "iterlens-lm")
     assert calls["org/iterlens-results"]["repo_type"] == "dataset"
     assert all(package_version() in c["commit_message"] for c in calls.values())
+    assert all(c["ignore_patterns"] == [".snakemake_timestamp"] for c in calls.values())
     client.create_tag.assert_any_call(
         "org/iterlens-lm",
         tag=f"v{package_version()}",
@@ -68,6 +70,7 @@ def test_dry_run_lists_repos_files_and_sizes_without_network(release, api, capsy
     assert "model org/iterlens-lm" in out and "dataset org/iterlens-results" in out
     assert "1,000  lens/m/params.pt" in out
     assert "2 repos" in out and TOKEN not in out
+    assert ".snakemake_timestamp" not in out
 
 
 def test_no_token_refuses_and_says_so(release, api, monkeypatch, capsys):

@@ -22,6 +22,7 @@ from iterlens.io import read_json
 
 log = logging.getLogger(__name__)
 OFF = ("", "0", "false", "False", "no")
+SKIP = [".snakemake_timestamp"]  # Snakemake's marker in directory outputs: never uploaded
 
 
 class PushError(RuntimeError):
@@ -60,7 +61,7 @@ def plan_release(release_dir: str | Path) -> list[RepoPlan]:
         files = sorted(
             (p.relative_to(folder).as_posix(), p.stat().st_size)
             for p in folder.rglob("*")
-            if p.is_file()
+            if p.is_file() and p.name not in SKIP
         )
         plans.append(RepoPlan(meta["repo_id"], meta["repo_type"], folder, files))
     return plans
@@ -148,6 +149,7 @@ def push_release(
             repo_type=p.repo_type,
             commit_message=f"iterlens {version} release",
             commit_description=f"Staged by iterlens {version}.",
+            ignore_patterns=SKIP,
         )
         api.create_tag(
             p.repo_id,
