@@ -255,7 +255,7 @@ class ActivationStore:
             n = hidden.shape[0]
             idx = torch.randperm(n, generator=generator) if generator is not None else None
             for start in range(0, n, batch_size):
-                stop = start + batch_size
+                stop = min(start + batch_size, n)
                 sel = slice(start, stop) if idx is None else idx[start:stop]
                 yield Batch(hidden[sel], shard["targets"][sel], shard["inputs"][sel])
 
