@@ -73,15 +73,15 @@ def stop_step(losses, patience=3, min_delta=1e-3):
     stopper = EarlyStopping(patience, min_delta)
     for i, loss in enumerate(losses):
         if stopper.update(i, loss):
-            return i, stopper.best_step
-    return None, stopper.best_step
+            return i, stopper.improved_step
+    return None, stopper.improved_step
 
 
 def test_early_stopping_stops_on_a_plateau_and_not_before():
     falling = [1.0 / (k + 1) for k in range(10)]  # improves by > 10% at every evaluation
     plateau = [falling[-1] * (1 - 1e-4 * k) for k in range(1, 6)]  # below min_delta
     stop, best = stop_step(falling + plateau, patience=3)
-    assert (stop, best) == (12, 9)  # three evaluations into the plateau, keeping the last fall
+    assert (stop, best) == (12, 9)  # three evaluations into the plateau
     # a slow but steady fall (0.5% per evaluation, above min_delta) never stops
     assert stop_step([0.995**k for k in range(200)], patience=3) == (None, 199)
     # a noisy plateau: one lucky evaluation resets the count
@@ -128,6 +128,7 @@ def test_train_stops_on_a_held_out_plateau_and_keeps_the_best_parameters():
     steps = [s for s, _, _ in seen]
     assert steps[-1] < 5000  # stopped early ...
     assert seen[-4][1] < 0.03  # ... only once the fit had reached the noise floor
-    assert steps[-1] == stopper.best_step + 30  # three evaluations after the best
+    assert steps[-1] == stopper.improved_step + 30  # three evaluations after the last gain
+    assert stopper.best == min(loss for _, loss, _ in seen)
     best = next(wt for s, _, wt in seen if s == stopper.best_step)
     torch.testing.assert_close(w.detach(), best)  # the best parameters are restored

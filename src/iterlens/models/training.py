@@ -41,9 +41,10 @@ def warmup_sqrt_decay(total: int) -> Schedule:
 class EarlyStopping:
     """Stop when a held-out loss has not improved for ``patience`` evaluations in a row.
 
-    An evaluation improves on the best so far if it is lower by more than
-    ``min_delta * |best|`` (a relative threshold, so it works on any loss scale). The
-    parameters at the best evaluation are kept, to be restored when training ends.
+    An evaluation counts as an improvement if it is lower than the loss of the last
+    improvement by more than ``min_delta`` times that loss (a relative threshold, so it
+    works on any loss scale). The parameters at the lowest loss seen are kept, to be
+    restored when training ends.
 
     Args:
         patience: evaluations without improvement that end training (a plateau).
@@ -57,6 +58,8 @@ class EarlyStopping:
         self.min_delta = min_delta
         self.best = math.inf
         self.best_step = -1
+        self.improved = math.inf
+        self.improved_step = -1
         self.bad = 0
         self.best_state: list[torch.Tensor] | None = None
 
@@ -64,15 +67,18 @@ class EarlyStopping:
         """Record the held-out ``loss`` at ``step``; return True if training should stop."""
         if not math.isfinite(loss):
             raise FloatingPointError(f"held-out loss is {loss} at step {step}: training diverged")
-        if loss < self.best - self.min_delta * abs(self.best if math.isfinite(self.best) else 0):
-            self.best, self.best_step, self.bad = loss, step, 0
+        if loss < self.best:
+            self.best, self.best_step = loss, step
             self.best_state = [p.detach().clone() for p in params]
+        threshold = self.improved - self.min_delta * abs(self.improved)
+        if not math.isfinite(self.improved) or loss < threshold:
+            self.improved, self.improved_step, self.bad = loss, step, 0
             return False
         self.bad += 1
         return self.bad >= self.patience
 
     def restore(self, params: Sequence[nn.Parameter]) -> None:
-        """Copy the parameters of the best evaluation back into ``params``."""
+        """Copy the parameters of the lowest held-out loss back into ``params``."""
         if self.best_state is not None:
             with torch.no_grad():
                 for p, best in zip(params, self.best_state, strict=True):
