@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from iterlens.models.training import loss_and_accuracy, train, warmup_cosine, warmup_sqrt_decay
+from iterlens.models.training import (
+    EarlyStopping,
+    loss_and_accuracy,
+    train,
+    warmup_cosine,
+    warmup_sqrt_decay,
+)
 
 
 def test_warmup_cosine_hand_computed():
@@ -60,3 +66,69 @@ def test_train_runs_exactly_the_steps_and_fits_a_line():
     )
     assert seen == list(range(300))
     assert w.item() == pytest.approx(3.0, abs=1e-2)
+
+
+def stop_step(losses, patience=3, min_delta=1e-3):
+    """The evaluation index at which EarlyStopping stops on ``losses`` (None: never)."""
+    stopper = EarlyStopping(patience, min_delta)
+    for i, loss in enumerate(losses):
+        if stopper.update(i, loss):
+            return i, stopper.improved_step
+    return None, stopper.improved_step
+
+
+def test_early_stopping_stops_on_a_plateau_and_not_before():
+    falling = [1.0 / (k + 1) for k in range(10)]  # improves by > 10% at every evaluation
+    plateau = [falling[-1] * (1 - 1e-4 * k) for k in range(1, 6)]  # below min_delta
+    stop, best = stop_step(falling + plateau, patience=3)
+    assert (stop, best) == (12, 9)  # three evaluations into the plateau
+    # a slow but steady fall (0.5% per evaluation, above min_delta) never stops
+    assert stop_step([0.995**k for k in range(200)], patience=3) == (None, 199)
+    # a noisy plateau: one lucky evaluation resets the count
+    noisy = [1.0, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4]
+    assert stop_step(noisy, patience=3) == (7, 4)
+
+
+def test_early_stopping_refuses_divergence_and_bad_patience():
+    with pytest.raises(FloatingPointError, match="diverged"):
+        EarlyStopping(2).update(0, float("nan"))
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(0)
+
+
+def test_train_stops_on_a_held_out_plateau_and_keeps_the_best_parameters():
+    torch.manual_seed(0)
+    x = torch.randn(256, 2)
+    y = x @ torch.tensor([2.0, -1.0]) + 0.5 + 0.1 * torch.randn(256)  # noise floor 0.01
+    w = torch.zeros(2, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w, b], lr=0.05)
+    seen = []
+
+    def heldout(step):
+        with torch.no_grad():
+            loss = ((x[192:] @ w + b - y[192:]) ** 2).mean().item()
+        seen.append((step, loss, w.detach().clone()))
+        return loss
+
+    batches = ((x[i % 192 : i % 192 + 32], y[i % 192 : i % 192 + 32]) for i in range(10**6))
+    stopper = EarlyStopping(patience=3, min_delta=1e-2)
+    train(
+        [w, b],
+        opt,
+        lambda s: 1.0,
+        batches,
+        lambda batch: (((batch[0] @ w + b - batch[1]) ** 2).mean(), None),
+        steps=5000,
+        evaluate=heldout,
+        eval_every=10,
+        early_stopping=stopper,
+        progress=False,
+    )
+    steps = [s for s, _, _ in seen]
+    assert steps[-1] < 5000  # stopped early ...
+    assert seen[-4][1] < 0.03  # ... only once the fit had reached the noise floor
+    assert steps[-1] == stopper.improved_step + 30  # three evaluations after the last gain
+    assert stopper.best == min(loss for _, loss, _ in seen)
+    best = next(wt for s, _, wt in seen if s == stopper.best_step)
+    torch.testing.assert_close(w.detach(), best)  # the best parameters are restored

@@ -51,6 +51,24 @@ use rule figures_family as figures_family_cnn with:
         family=one_of(CNN_TRAINED),
 
 
+rule figure_fit:
+    input:
+        expand(A.FIT_CURVE, model=["{family}", "{family}_random"], kind=LENS_KINDS),
+    output:
+        report(A.FIGURE.format(name="{family}_fit"), caption="../report/fit.rst",
+               category="{family}"),
+    wildcard_constraints:
+        family=one_of(FAMILIES),
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/figures/{family}_fit.log",
+    message:
+        "Figure: convergence of the lenses of {wildcards.family} (train and held-out loss)"
+    shell:
+        "iterlens plot --figure fit --inputs {input} --out {output} > {log} 2>&1"
+
+
 rule figure_comparison:
     input:
         A.COMPARISON,
@@ -71,5 +89,6 @@ if config["lm"]["model"] == "reference":
     TARGETS += [A.FIGURE.format(name="lm_training")]
 TARGETS += expand(A.FIGURE, name=[f"{family}_{f}" for family in FAMILIES
                                    for f in family_figures(family)])
+TARGETS += expand(A.FIGURE, name=[f"{family}_fit" for family in FAMILIES])
 if VISION:
     TARGETS += [A.FIGURE.format(name="comparison")]

@@ -37,6 +37,8 @@ def readout(args):
     arg("--out", required=True),
 )
 def extract_shard(args):
+    import torch
+
     from iterlens.data.text import load_tokenizer, load_tokens
     from iterlens.models.lm import load_model_dir
     from iterlens.probing.extract import extract_lm_shard, shard_windows
@@ -57,6 +59,7 @@ def extract_shard(args):
         ex["batch_size"],
         args.out,
         progress=not args.quiet,
+        dtype=getattr(torch, ex["lensfit_dtype"]) if args.split == "lensfit" else torch.float32,
     )
 
 
@@ -127,7 +130,8 @@ def extract_cnn(args):
 )
 def fit_lenses(args):
     from iterlens.io import write_table
-    from iterlens.probing.lenses import fit_kind, save_lens
+    from iterlens.probing.fitting import fit_kind
+    from iterlens.probing.lenses import save_lens
     from iterlens.probing.readout import Readout
     from iterlens.probing.store import ActivationStore
 

@@ -38,6 +38,53 @@ def warmup_sqrt_decay(total: int) -> Schedule:
     return lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total) ** 0.5
 
 
+class EarlyStopping:
+    """Stop when a held-out loss has not improved for ``patience`` evaluations in a row.
+
+    An evaluation counts as an improvement if it is lower than the loss of the last
+    improvement by more than ``min_delta`` times that loss (a relative threshold, so it
+    works on any loss scale). The parameters at the lowest loss seen are kept, to be
+    restored when training ends.
+
+    Args:
+        patience: evaluations without improvement that end training (a plateau).
+        min_delta: relative improvement that counts as one.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 1e-3):
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1, not {patience}")
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = math.inf
+        self.best_step = -1
+        self.improved = math.inf
+        self.improved_step = -1
+        self.bad = 0
+        self.best_state: list[torch.Tensor] | None = None
+
+    def update(self, step: int, loss: float, params: Sequence[nn.Parameter] = ()) -> bool:
+        """Record the held-out ``loss`` at ``step``; return True if training should stop."""
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"held-out loss is {loss} at step {step}: training diverged")
+        if loss < self.best:
+            self.best, self.best_step = loss, step
+            self.best_state = [p.detach().clone() for p in params]
+        threshold = self.improved - self.min_delta * abs(self.improved)
+        if not math.isfinite(self.improved) or loss < threshold:
+            self.improved, self.improved_step, self.bad = loss, step, 0
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, params: Sequence[nn.Parameter]) -> None:
+        """Copy the parameters of the lowest held-out loss back into ``params``."""
+        if self.best_state is not None:
+            with torch.no_grad():
+                for p, best in zip(params, self.best_state, strict=True):
+                    p.copy_(best)
+
+
 def train(
     params: Sequence[nn.Parameter],
     optimizer: torch.optim.Optimizer,
@@ -48,10 +95,13 @@ def train(
     steps: int,
     clip_norm: float | None = None,
     on_step: Callable[[int, float, Any], dict | None] | None = None,
+    evaluate: Callable[[int], float] | None = None,
+    eval_every: int = 0,
+    early_stopping: EarlyStopping | None = None,
     desc: str = "train",
     progress: bool = True,
 ) -> float:
-    """Run ``steps`` optimiser steps; return the wall time in seconds.
+    """Run up to ``steps`` optimiser steps; return the wall time in seconds.
 
     Args:
         params: the trained parameters, in the order gradient clipping sums them.
@@ -63,6 +113,11 @@ def train(
         clip_norm: clip the global gradient norm of ``params`` to this value.
         on_step: ``(step, loss, aux) -> postfix or None`` after each step, for logging;
             a returned dict is shown on the progress bar.
+        evaluate: ``step -> held-out loss``, called before the first step, every
+            ``eval_every`` steps and after the last (the step is the number of steps done).
+        eval_every: steps between calls of ``evaluate``.
+        early_stopping: stop on a plateau of ``evaluate``'s loss and restore the best
+            parameters (needs ``evaluate``).
         desc: progress bar label.
         progress: show a tqdm bar.
     """
@@ -70,7 +125,19 @@ def train(
     t0 = time.perf_counter()
     bar = tqdm(total=steps, desc=desc, disable=not progress)
     batch_iter: Iterator[Any] = iter(batches)
+    if early_stopping is not None and (evaluate is None or eval_every < 1):
+        raise ValueError("early stopping needs an evaluate function and eval_every >= 1")
+
+    def check(done: int) -> bool:
+        loss = evaluate(done)
+        stop = early_stopping is not None and early_stopping.update(done, loss, params)
+        bar.set_postfix({"held-out": f"{loss:.4f}"})
+        return stop
+
+    stopped = evaluate is not None and check(0)
     for step in range(steps):
+        if stopped:
+            break
         loss, aux = loss_fn(next(batch_iter))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -82,7 +149,12 @@ def train(
         if postfix:
             bar.set_postfix(postfix)
         bar.update(1)
+        done = step + 1
+        if evaluate is not None and (done == steps or (eval_every and done % eval_every == 0)):
+            stopped = check(done)
     bar.close()
+    if early_stopping is not None:
+        early_stopping.restore(params)
     return time.perf_counter() - t0
 
 

@@ -106,8 +106,11 @@ def extract_lm_shard(
     batch_size: int,
     out: str | Path,
     progress: bool = True,
+    dtype: torch.dtype = torch.float32,
 ) -> None:
     """Run ``model`` over windows at ``starts`` and write one shard to ``out``.
+
+    ``dtype`` is the storage type of the activations (float16 for a lens-fit store).
 
     Skips the work if ``out`` already holds a complete shard (resuming a run). Checks on
     the first batch that ``R(h_L)`` reproduces the model's logits.
@@ -136,6 +139,7 @@ def extract_lm_shard(
         targets,
         torch.cat(input_parts),
         n_bytes=len(text.encode("utf-8")),
+        dtype=dtype,
     )
 
 
@@ -151,6 +155,7 @@ def extract_lm_store(
     shard_tokens: int,
     batch_size: int,
     progress: bool = True,
+    dtype: torch.dtype = torch.float32,
 ) -> int:
     """Extract every shard of a split into ``folder`` (resuming); return the shard count."""
     count = n_shards(n_tokens, shard_tokens, seq_len)
@@ -166,6 +171,7 @@ def extract_lm_store(
             batch_size,
             shard_path(folder, i),
             progress,
+            dtype,
         )
     return count
 

@@ -16,7 +16,6 @@ the readout passed to it is an :class:`iterlens.probing.readout.Readout`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +28,6 @@ from tuned_lens.nn.lenses import TunedLensConfig
 from iterlens import artifacts
 from iterlens.artifacts import LENS_KINDS
 from iterlens.io import atomic_path, load_safetensors, save_safetensors
-from iterlens.models.training import train, warmup_sqrt_decay
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -126,98 +124,6 @@ def make_lens(kind: str, readout: Readout, n_layers: int) -> nn.Module:
 def default_layers(kind: str, n_layers: int) -> list[int]:
     """Layers a lens of ``kind`` is trained on: tuned 0..L-1, shared and probe 0..L."""
     return list(range(n_layers)) if kind == "tuned" else list(range(n_layers + 1))
-
-
-def fit_lens(
-    lens: nn.Module,
-    store: ActivationStore,
-    readout: Readout,
-    layers: Sequence[int],
-    objective: str,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 0.0,
-    seed: int = 0,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Train ``lens`` on ``layers`` of ``store``; return the per-step loss curve.
-
-    The loss is the *sum* over layers of the per-layer mean loss, so each layer's
-    parameters see exactly the gradient they would see if trained alone (a shared lens
-    trained on one layer equals that layer's tuned lens).
-
-    Args:
-        objective: ``"kl"`` (KL to the final distribution) or ``"ce"`` (to targets).
-    """
-    if objective not in ("kl", "ce"):
-        raise ValueError(f"objective must be 'kl' or 'ce', not {objective!r}")
-    store.check_readout(readout.fingerprint())
-    torch.manual_seed(seed)
-    n_layers = store.n_layers
-    load = sorted(set(layers) | {n_layers})
-    col = {layer: k for k, layer in enumerate(load)}
-    params = [p for p in lens.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-    def loss_fn(batch):
-        with torch.no_grad():
-            final_logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
-        loss = torch.zeros(())
-        for layer in layers:
-            logq = torch.log_softmax(lens(batch.hidden[:, col[layer]], layer), -1)
-            if objective == "kl":
-                per = (final_logp.exp() * (final_logp - logq)).sum(-1)
-            else:
-                per = -logq.gather(-1, batch.targets[:, None])[:, 0]
-            loss = loss + per.mean()
-        return loss, None
-
-    rows: list[dict] = []
-    lens.train()
-    train(
-        params,
-        opt,
-        warmup_sqrt_decay(steps),
-        store.iter_steps(steps, batch_size, load, seed),
-        loss_fn,
-        steps=steps,
-        desc=f"fit {objective}",
-        progress=progress,
-        on_step=lambda step, loss, _: rows.append({"step": step, "loss_nats": loss / len(layers)}),
-    )
-    lens.eval()
-    return pd.DataFrame(rows)
-
-
-OBJECTIVES = {"tuned": "kl", "shared": "kl", "probe": "ce"}
-"""What each trained lens kind is fitted to: KL to the final distribution, or CE to targets."""
-
-
-def fit_kind(
-    kind: str, store: ActivationStore, readout: Readout, cfg: dict, progress: bool = True
-) -> tuple[nn.Module, pd.DataFrame]:
-    """Build a lens of ``kind`` and fit it with its config section (``lens`` or ``probe``).
-
-    Returns:
-        ``(lens, curve)``: the fitted lens and its per-step loss curve.
-    """
-    lens = make_lens(kind, readout, store.n_layers)
-    section = cfg["probe"] if kind == "probe" else cfg["lens"]
-    curve = fit_lens(
-        lens,
-        store,
-        readout,
-        default_layers(kind, store.n_layers),
-        objective=OBJECTIVES[kind],
-        steps=section["steps"],
-        batch_size=section["batch_size"],
-        lr=section["lr"],
-        weight_decay=section["weight_decay"],
-        seed=cfg["seed"],
-        progress=progress,
-    )
-    return lens, curve
 
 
 @torch.no_grad()
@@ -337,3 +243,12 @@ def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False
             f"missing {missing}, unexpected {unexpected}"
         )
     return lens.eval()
+
+
+def __getattr__(name: str):
+    """Lens fitting moved to :mod:`iterlens.probing.fitting`; its names still import from here."""
+    if name in ("fit_lens", "fit_kind", "lstsq_init", "OBJECTIVES"):
+        from iterlens.probing import fitting
+
+        return getattr(fitting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,8 +43,13 @@ def write_shard(
     targets: torch.Tensor,
     inputs: torch.Tensor | None = None,
     n_bytes: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> None:
-    """Write one shard atomically. ``n_bytes`` counts UTF-8 bytes of the targets (LM)."""
+    """Write one shard atomically. ``n_bytes`` counts UTF-8 bytes of the targets (LM).
+
+    ``dtype`` is the storage type of ``hidden`` (float16 halves a lens-fit store);
+    readers always get float32.
+    """
     if hidden.ndim != 3 or targets.shape != hidden.shape[:1]:
         raise ValueError(
             f"bad shard shapes: hidden {tuple(hidden.shape)}, targets {tuple(targets.shape)}"
@@ -52,7 +57,7 @@ def write_shard(
     if inputs is None:
         inputs = torch.full_like(targets, -1)
     tensors = {
-        "hidden": hidden.to(torch.float32),
+        "hidden": hidden.to(dtype),
         "targets": targets.to(torch.int64),
         "inputs": inputs.to(torch.int64),
     }
@@ -193,17 +198,49 @@ class ActivationStore:
         except Exception as err:
             raise ValueError(f"corrupt shard {path}: {err}") from None
 
+    def _kept(self, holdout: int) -> list[int]:
+        """Examples of each shard left once the last ``holdout`` of the store are set aside."""
+        if not 0 <= holdout < self.n_examples:
+            raise ValueError(
+                f"cannot hold out {holdout} of the {self.n_examples} examples of {self.folder}"
+            )
+        kept, left = [], self.n_examples - holdout
+        for shard in self.manifest["shards"]:
+            kept.append(min(shard["n"], left))
+            left -= kept[-1]
+        return kept
+
+    def _hidden(self, shard: dict, layers: Sequence[int] | None) -> torch.Tensor:
+        hidden = shard["hidden"] if layers is None else shard["hidden"][:, list(layers)]
+        return hidden.float()
+
+    def tail(self, n: int, layers: Sequence[int] | None = None) -> Batch:
+        """The last ``n`` examples of the store in one batch (a held-out slice)."""
+        kept = self._kept(n)
+        parts = []
+        for s, shard in enumerate(self.manifest["shards"]):
+            if kept[s] < shard["n"]:
+                data = self.load_shard(s)
+                sel = slice(kept[s], None)
+                parts.append(
+                    (self._hidden(data, layers)[sel], data["targets"][sel], data["inputs"][sel])
+                )
+        return Batch(*(torch.cat(column) for column in zip(*parts, strict=True)))
+
     def iter_batches(
         self,
         batch_size: int,
         layers: Sequence[int] | None = None,
         generator: torch.Generator | None = None,
+        holdout: int = 0,
     ) -> Iterator[Batch]:
         """Yield batches over all examples, one shard in memory at a time.
 
         With ``generator`` the shard order and the examples within each shard are
-        shuffled (deterministically); without, the order is the stored order.
+        shuffled (deterministically); without, the order is the stored order. The last
+        ``holdout`` examples of the store (see :meth:`tail`) are left out.
         """
+        kept = self._kept(holdout)
         n_shards = len(self.manifest["shards"])
         order = (
             torch.randperm(n_shards, generator=generator).tolist()
@@ -211,23 +248,30 @@ class ActivationStore:
             else range(n_shards)
         )
         for s in order:
+            if kept[s] == 0:
+                continue
             shard = self.load_shard(s)
-            hidden = shard["hidden"] if layers is None else shard["hidden"][:, list(layers)]
+            hidden = self._hidden(shard, layers)[: kept[s]]
             n = hidden.shape[0]
             idx = torch.randperm(n, generator=generator) if generator is not None else None
             for start in range(0, n, batch_size):
-                stop = start + batch_size
+                stop = min(start + batch_size, n)
                 sel = slice(start, stop) if idx is None else idx[start:stop]
                 yield Batch(hidden[sel], shard["targets"][sel], shard["inputs"][sel])
 
     def iter_steps(
-        self, steps: int, batch_size: int, layers: Sequence[int] | None, seed: int
+        self,
+        steps: int,
+        batch_size: int,
+        layers: Sequence[int] | None,
+        seed: int,
+        holdout: int = 0,
     ) -> Iterator[Batch]:
         """Yield exactly ``steps`` shuffled training batches, cycling over epochs."""
         gen = torch.Generator().manual_seed(seed)
         done = 0
         while done < steps:
-            for batch in self.iter_batches(batch_size, layers, gen):
+            for batch in self.iter_batches(batch_size, layers, gen, holdout):
                 if done == steps:
                     return
                 yield batch

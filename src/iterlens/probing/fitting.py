@@ -1,0 +1,245 @@
+"""Fitting the trained lenses on a lens-fit store, with early stopping on a held-out slice.
+
+Tuned and shared lenses are fitted to the KL divergence from the final distribution, free
+probes to the cross-entropy of the targets, by the one training loop
+(:func:`iterlens.models.training.train`) over cached activations: no model forward per
+step. The last examples of the store are held out; training stops on a plateau of the
+held-out loss and keeps the best parameters. Affine lenses can start at the least-squares
+map to the last layer (:func:`lstsq_init`), which converges in a fraction of the steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from iterlens.models.training import EarlyStopping, train, warmup_cosine
+from iterlens.probing.lenses import LayerTunedLens, SharedLens, default_layers, make_lens
+from iterlens.probing.readout import Readout
+from iterlens.probing.store import ActivationStore
+
+
+def _translators(lens: nn.Module, layers: Sequence[int]) -> dict[int, nn.Linear] | None:
+    """The affine translator each layer goes through (``None``: not an affine-on-h lens)."""
+    if isinstance(lens, LayerTunedLens):
+        return {layer: lens.layer_translators[layer] for layer in layers}
+    if isinstance(lens, SharedLens):
+        return dict.fromkeys(layers, lens.translator)
+    return None
+
+
+@torch.no_grad()
+def lstsq_init(
+    lens: nn.Module,
+    store: ActivationStore,
+    layers: Sequence[int],
+    holdout: int = 0,
+    max_examples: int = 65536,
+    ridge: float = 1e-3,
+) -> bool:
+    """Start an affine lens at the least-squares map from ``h_l`` to the last layer ``h_L``.
+
+    ``h + A h + b`` is fitted to ``h_L`` (ridge-regularised normal equations over up to
+    ``max_examples`` training examples; a shared lens pools its layers), so the readout
+    sees roughly the final residual stream before the first gradient step. The zero
+    translator is one candidate of the fit, so the start is never further from ``h_L``.
+
+    Returns:
+        False (and leaves the lens alone) for lenses without affine translators (probes).
+    """
+    translators = _translators(lens, layers)
+    if translators is None:
+        return False
+    n_layers = store.n_layers
+    load = sorted(set(layers) | {n_layers})
+    col = {layer: k for k, layer in enumerate(load)}
+    d = store.d_model
+    gram = {id(t): torch.zeros(d + 1, d + 1, dtype=torch.float64) for t in translators.values()}
+    cross = {id(t): torch.zeros(d + 1, d, dtype=torch.float64) for t in translators.values()}
+    seen = 0
+    for batch in store.iter_batches(4096, load, holdout=holdout):
+        last = batch.hidden[:, col[n_layers]].double()
+        for layer, t in translators.items():
+            h = batch.hidden[:, col[layer]].double()
+            x = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1)
+            gram[id(t)] += x.T @ x
+            cross[id(t)] += x.T @ (last - h)
+        seen += len(last)
+        if seen >= max_examples:
+            break
+    for t in dict.fromkeys(translators.values()):
+        g = gram[id(t)]
+        reg = ridge * torch.diagonal(g)[:d].mean() * torch.eye(d + 1, dtype=g.dtype)
+        reg[d, d] = 0
+        w = torch.linalg.solve(g + reg, cross[id(t)])
+        t.weight.copy_(w[:d].T.to(t.weight.dtype))
+        t.bias.copy_(w[d].to(t.bias.dtype))
+    return True
+
+
+def fit_lens(
+    lens: nn.Module,
+    store: ActivationStore,
+    readout: Readout,
+    layers: Sequence[int],
+    objective: str,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    holdout: int = 0,
+    eval_every: int = 50,
+    patience: int = 0,
+    min_delta: float = 1e-3,
+    init: str = "zero",
+) -> pd.DataFrame:
+    """Train ``lens`` on ``layers`` of ``store``; return its convergence curve.
+
+    The loss is the *sum* over layers of the per-layer mean loss, so each layer's
+    parameters see exactly the gradient they would see if trained alone (a shared lens
+    trained on one layer equals that layer's tuned lens). The learning rate warms up
+    over the first 5% of ``steps`` and decays to zero along a cosine.
+
+    Args:
+        objective: ``"kl"`` (KL to the final distribution) or ``"ce"`` (to targets).
+        steps: the most optimiser steps.
+        holdout: the last ``holdout`` examples of the store are not trained on; the loss
+            on them is measured every ``eval_every`` steps.
+        patience: with a held-out slice, stop after this many evaluations without a
+            relative improvement of ``min_delta`` and keep the best parameters (0: never).
+        init: ``"zero"`` or ``"lstsq"`` (see :func:`lstsq_init`; affine lenses only).
+
+    Returns:
+        One row per evaluation: ``step``, ``tokens`` (examples trained on so far),
+        ``train_loss_nats`` (mean over the steps since the previous row),
+        ``heldout_loss_nats`` (NaN without a held-out slice) and ``best`` (the row whose
+        parameters the lens keeps). Losses are per layer (the sum over layers / their
+        count), in nats.
+    """
+    if objective not in ("kl", "ce"):
+        raise ValueError(f"objective must be 'kl' or 'ce', not {objective!r}")
+    if init not in ("zero", "lstsq"):
+        raise ValueError(f"init must be 'zero' or 'lstsq', not {init!r}")
+    if patience and not holdout:
+        raise ValueError("early stopping (patience > 0) needs a held-out slice (holdout > 0)")
+    store.check_readout(readout.fingerprint())
+    torch.manual_seed(seed)
+    n_layers = store.n_layers
+    load = sorted(set(layers) | {n_layers})
+    col = {layer: k for k, layer in enumerate(load)}
+    if init == "lstsq":
+        lstsq_init(lens, store, layers, holdout)
+    params = [p for p in lens.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+    def loss_of(batch) -> torch.Tensor:
+        with torch.no_grad():
+            final_logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
+            final_p = final_logp.exp() if objective == "kl" else None
+        loss = torch.zeros(())
+        for layer in layers:
+            logq = torch.log_softmax(lens(batch.hidden[:, col[layer]], layer), -1)
+            if objective == "kl":
+                per = (final_p * (final_logp - logq)).sum(-1)
+            else:
+                per = -logq.gather(-1, batch.targets[:, None])[:, 0]
+            loss = loss + per.mean()
+        return loss
+
+    held = store.tail(holdout, load) if holdout else None
+
+    @torch.no_grad()
+    def heldout_loss() -> float:
+        lens.eval()
+        total = 0.0
+        for start in range(0, len(held.targets), 2048):
+            part = slice(start, start + 2048)
+            chunk = type(held)(held.hidden[part], held.targets[part], held.inputs[part])
+            total += loss_of(chunk).item() * len(chunk.targets)
+        lens.train()
+        return total / len(held.targets) / len(layers)
+
+    rows: list[dict] = []
+    since: list[float] = []
+
+    def evaluate(done: int) -> float:
+        loss = heldout_loss() if held is not None else float("nan")
+        train_loss = sum(since) / len(since) if since else float("nan")
+        rows.append(
+            {
+                "step": done,
+                "tokens": done * batch_size,
+                "train_loss_nats": train_loss,
+                "heldout_loss_nats": loss,
+            }
+        )
+        since.clear()
+        return loss
+
+    stopper = EarlyStopping(patience, min_delta) if patience else None
+    lens.train()
+    train(
+        params,
+        opt,
+        warmup_cosine(max(1, steps // 20), steps),
+        store.iter_steps(steps, batch_size, load, seed, holdout),
+        lambda batch: (loss_of(batch), None),
+        steps=steps,
+        desc=f"fit {objective}",
+        progress=progress,
+        on_step=lambda step, loss, _: since.append(loss / len(layers)),
+        evaluate=evaluate,
+        eval_every=eval_every,
+        early_stopping=stopper,
+    )
+    lens.eval()
+    curve = pd.DataFrame(rows)
+    best = stopper.best_step if stopper is not None else curve["step"].max()
+    curve["best"] = curve["step"] == best
+    return curve
+
+
+OBJECTIVES = {"tuned": "kl", "shared": "kl", "probe": "ce"}
+"""What each trained lens kind is fitted to: KL to the final distribution, or CE to targets."""
+
+
+def fit_kind(
+    kind: str, store: ActivationStore, readout: Readout, cfg: dict, progress: bool = True
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Build a lens of ``kind`` and fit it with its config section (``lens`` or ``probe``).
+
+    The held-out slice is ``holdout_fraction`` of the store (at least one example, and
+    none when the fraction is 0), taken from its end.
+
+    Returns:
+        ``(lens, curve)``: the fitted lens and its convergence curve (see :func:`fit_lens`).
+    """
+    lens = make_lens(kind, readout, store.n_layers)
+    section = cfg["probe"] if kind == "probe" else cfg["lens"]
+    fraction = section["holdout_fraction"]
+    holdout = max(1, round(fraction * store.n_examples)) if fraction > 0 else 0
+    curve = fit_lens(
+        lens,
+        store,
+        readout,
+        default_layers(kind, store.n_layers),
+        objective=OBJECTIVES[kind],
+        steps=section["steps"],
+        batch_size=section["batch_size"],
+        lr=section["lr"],
+        weight_decay=section["weight_decay"],
+        seed=cfg["seed"],
+        progress=progress,
+        holdout=holdout,
+        eval_every=section["eval_every"],
+        patience=section["patience"] if holdout else 0,
+        min_delta=section["min_delta"],
+        init=section.get("init", "zero"),
+    )
+    return lens, curve

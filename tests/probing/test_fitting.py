@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from safetensors import safe_open
+
+from iterlens.probing.fitting import fit_kind, fit_lens, lstsq_init
+from iterlens.probing.lenses import FreeProbe, evaluate_lenses, make_tuned_lens
+
+
+def heldout_kl(lens, store, readout) -> float:
+    """Mean KL (bits) over layers 0..L-1 on the eval store."""
+    metrics, _ = evaluate_lenses({"tuned": lens}, store, readout, progress=False)
+    return float(metrics[metrics.layer < store.n_layers]["kl_bits"].mean())
+
+
+def test_more_distinct_tokens_give_a_lower_heldout_kl(smoke_lm):
+    readout, fit_store, eval_store, _ = smoke_lm
+    n, layers = fit_store.n_examples, list(range(fit_store.n_layers))
+    kl = {}
+    for used in (128, n - 512):  # train on the first `used` examples, the same steps
+        lens = make_tuned_lens(readout, fit_store.n_layers)
+        fit_lens(
+            lens, fit_store, readout, layers, "kl", 40, 128, 1e-2, progress=False,
+            holdout=n - used, eval_every=40, init="lstsq",
+        )  # fmt: skip
+        kl[used] = heldout_kl(lens, eval_store, readout)
+    assert kl[n - 512] < 0.9 * kl[128], kl
+
+
+def test_lstsq_start_beats_the_zero_start_and_skips_probes(smoke_lm):
+    readout, fit_store, eval_store, _ = smoke_lm
+    zero = make_tuned_lens(readout, fit_store.n_layers)
+    start = make_tuned_lens(readout, fit_store.n_layers)
+    assert lstsq_init(start, fit_store, range(fit_store.n_layers), holdout=512)
+    assert heldout_kl(start, eval_store, readout) < 0.5 * heldout_kl(zero, eval_store, readout)
+    probe = FreeProbe(readout.d_model, readout.n_classes, fit_store.n_layers)
+    assert not lstsq_init(probe, fit_store, [0, 1])
+    assert all((p == 0).all() for p in probe.parameters())
+
+
+def test_heldout_slice_is_never_trained_on(smoke_lm):
+    _, fit_store, _, _ = smoke_lm
+    n = fit_store.n_examples
+    seen = sum(len(b.targets) for b in fit_store.iter_batches(1000, [0], holdout=300))
+    tail = fit_store.tail(300, [0])
+    assert seen == n - 300 and len(tail.targets) == 300
+    last = fit_store.load_shard(len(fit_store.manifest["shards"]) - 1)
+    torch.testing.assert_close(tail.targets, last["targets"][-300:])
+    assert tail.hidden.dtype == torch.float32  # float16 shards are read as float32
+    with pytest.raises(ValueError, match="cannot hold out"):
+        next(fit_store.iter_batches(10, holdout=n))
+
+
+def test_fit_kind_early_stopping_curve(smoke_lm):
+    readout, fit_store, _, _ = smoke_lm
+    cfg = {
+        "seed": 0,
+        "lens": {
+            "steps": 400, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0,
+            "holdout_fraction": 0.05, "eval_every": 10, "patience": 2, "min_delta": 0.05,
+            "init": "lstsq",
+        },
+    }  # fmt: skip
+    lens, curve = fit_kind("tuned", fit_store, readout, cfg, progress=False)
+    assert curve["step"].max() < 400  # a 5% improvement per 10 steps cannot last
+    assert curve["best"].sum() == 1
+    best = curve[curve["best"]].iloc[0]
+    assert best["heldout_loss_nats"] == curve["heldout_loss_nats"].min()  # the kept step
+    assert best["heldout_loss_nats"] < curve["heldout_loss_nats"].iloc[0]
+    # the last two evaluations did not improve by the 5% that counts on the one before
+    held = curve["heldout_loss_nats"].to_numpy()
+    assert (held[-2:] >= 0.95 * held[-3]).all()
+    assert curve["tokens"].iloc[-1] == curve["step"].iloc[-1] * 128
+
+
+def test_smoke_run_fit_tables_figure_and_float16_store(smoke_run):
+    tables = smoke_run / "results" / "tables"
+    for kind in ("tuned", "shared", "probe"):
+        curve = pd.read_csv(tables / "lm" / f"fit_{kind}.csv")
+        assert {"step", "tokens", "train_loss_nats", "heldout_loss_nats", "best"} <= set(curve)
+        assert curve["heldout_loss_nats"].notna().all() and curve["best"].sum() == 1
+    assert (smoke_run / "results" / "figures" / "lm_fit.png").stat().st_size > 10_000
+    acts = smoke_run / "results" / "probed" / "lm" / "acts"
+    for split, dtype in (("lensfit", torch.float16), ("eval", torch.float32)):
+        with safe_open(str(acts / split / "shard-00000.safetensors"), framework="pt") as f:
+            assert f.get_tensor("hidden").dtype == dtype
