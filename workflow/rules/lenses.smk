@@ -27,8 +27,23 @@ rule fit_lenses:
         "--curves {params.curves} > {log} 2>&1"
 
 
+def lm_prior_inputs(wildcards):
+    """An LM's evaluation also reads the training tokens (its prior) and the tokenizer (EOS)."""
+    if wildcards.model not in LM_MODELS:
+        return {}
+    return {"train_tokens": A.TOKENS.format(split="train"), "tokenizer": A.TOKENIZER_DIR}
+
+
+def lm_prior_flags(wildcards, input):
+    """The command-line flags naming :func:`lm_prior_inputs` (none for a CNN)."""
+    if wildcards.model not in LM_MODELS:
+        return ""
+    return f"--train-tokens {input.train_tokens} --tokenizer {input.tokenizer}"
+
+
 rule evaluate:
     input:
+        unpack(lm_prior_inputs),
         store=A.STORE_MANIFEST.format(model="{model}", split="eval"),
         readout=A.MODEL_READOUT,
         lenses=lens_dirs,
@@ -36,7 +51,10 @@ rule evaluate:
         metrics=A.LENS_METRICS,
         depth=A.PREDICTION_DEPTH,
         transfer=A.TRANSFER,
+        examples=A.EXAMPLES,
     params:
+        cfg=cfg("vision"),
+        prior=lm_prior_flags,
         store=folder_of("input", "store"),
     threads: 1
     resources:
@@ -46,7 +64,8 @@ rule evaluate:
     message:
         "Evaluate every lens of {wildcards.model} on held-out data; transfer penalties"
     shell:
-        "iterlens evaluate --threads {threads} --store {params.store} "
+        "iterlens evaluate --cfg {params.cfg} --threads {threads} --store {params.store} "
+        "--examples-out {output.examples} {params.prior} "
         "--readout {input.readout} --lens {input.lenses} --out {output.metrics} "
         "--depth-out {output.depth} --transfer-out {output.transfer} > {log} 2>&1"
 
