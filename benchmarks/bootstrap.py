@@ -97,7 +97,8 @@ def main() -> None:
     print(f"examples.safetensors: {size / 2**20:.1f} MiB, save {t_save:.2f} s, load {t_load:.2f} s")
     print(
         f"per-layer intervals {t_layers:.2f} s, transfer intervals {t_transfer:.2f} s, "
-        f"headline row {t_head:.2f} s; total {t_layers + t_transfer + t_head:.2f} s"
+        f"headline row {t_head:.2f} s; total {t_layers + t_transfer + t_head:.2f} s wall, "
+        f"{sum(CPU[2:]):.2f} s CPU"
     )
 
 

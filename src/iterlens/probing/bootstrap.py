@@ -77,8 +77,12 @@ class GroupSums:
         Computed lazily, on first access of each name, so a statistic pays only for what it
         reads.
         """
-        w = np.ones((1, self.n_groups)) if weights is None else weights
-        return _LazyMeans(self.sums, w, w @ self.counts)
+        if weights is None:
+            if "sample" not in self._cache:
+                w = np.ones((1, self.n_groups))
+                self._cache["sample"] = _LazyMeans(self.sums, w, w @ self.counts)
+            return self._cache["sample"]
+        return _LazyMeans(self.sums, weights, weights @ self.counts)
 
     def replicates(self, n_boot: int = N_BOOT, seed: int = SEED) -> Means:
         """The bootstrap replicates' means, ``[n_boot, ...]``, cached per ``(n_boot, seed)``.
@@ -169,7 +173,11 @@ def percentile_interval(
     reps = np.asarray(replicates, dtype=np.float64)
     lo = np.full(reps.shape[1:], np.nan)
     hi = np.full(reps.shape[1:], np.nan)
-    ok = np.isfinite(reps).any(0)
+    finite = np.isfinite(reps)
+    if finite.all():  # the fast path; nanpercentile works column by column
+        lo[...], hi[...] = np.percentile(reps, [tail, 100 - tail], axis=0)
+        return lo, hi
+    ok = finite.any(0)
     if ok.any():
         lo[ok], hi[ok] = np.nanpercentile(reps[:, ok], [tail, 100 - tail], axis=0)
     return lo, hi
