@@ -74,7 +74,7 @@ def test_not_informative_model_has_no_kl_rows():
         assert table[col].isna().all(), col
     assert table["ce_bits"].notna().all() and table["top1_acc"].notna().all()
     transfer = transfer_table_intervals(transfer_table(ex.transfer), ex)
-    assert transfer["ce_penalty_bits"].isna().all()
+    assert transfer["ce_penalty_bits"].isna().all() and transfer["kl_bits"].isna().all()
     assert transfer["ce_bits"].notna().all()  # CE against targets stays
     row = headline_row("control", ex)
     assert np.isnan(row["transfer_ce_penalty_far_bits"])

@@ -11,9 +11,10 @@ Definitions (DESIGN.md):
   ``info_gain_bits`` is near zero (untrained nets), and then reported as not informative,
   never as zero.
 - **Not informative**: ``info_gain_bits < INFO_GAIN_MIN_FRAC * h_prior_bits``. Then every
-  KL-to-final quantity (``kl_bits``, ``top1_agree``, ``*_frac``, transfer and shared-lens
-  penalties) is NaN and ``not_informative_reason`` says why; CE against the targets, top-1
-  accuracy and the free probes stay, they do not depend on the final distribution.
+  KL-to-final quantity (``kl_bits``, ``top1_agree``, ranks of the final top-1, ``*_frac``,
+  transfer and shared-lens penalties) is NaN and ``not_informative_reason`` says why; CE
+  against the targets, top-1 accuracy and the free probes stay (they do not depend on the
+  final distribution).
 - Transfer summaries (adjacent, far, by distance) are over layers 1..L; layer 0 (embeddings,
   CNN stem) is reported apart (``*_layer0_lens``: lens 0 on layers 1..L; ``*_layer0_data``:
   lenses 1..L on layer 0).
@@ -139,7 +140,8 @@ def layer_table(metrics: pd.DataFrame, ex: Examples) -> pd.DataFrame:
     out["informative"] = info["informative"]
     out["not_informative_reason"] = info["not_informative_reason"]
     if not info["informative"]:
-        blank = [c for c in out.columns if c.startswith(("kl_", "top1_agree")) or "_minus_" in c]
+        to_final = ("kl_", "top1_agree", "rank_final_top1")
+        blank = [c for c in out.columns if c.startswith(to_final) or "_minus_" in c]
         blank = [c for c in blank if not c.startswith("ce_minus_logit")]
         out[blank] = np.nan
     return out
@@ -166,7 +168,7 @@ def transfer_table_intervals(table: pd.DataFrame, ex: Examples) -> pd.DataFrame:
     out["informative"] = info["informative"]
     out["not_informative_reason"] = info["not_informative_reason"]
     if not info["informative"]:
-        out[[c for c in out.columns if "_penalty_" in c]] = np.nan
+        out[[c for c in out.columns if "_penalty_" in c or c == "kl_bits"]] = np.nan
     return out
 
 
