@@ -228,7 +228,8 @@ def contrast_table(examples: list[str]) -> pd.DataFrame:
             row = {"contrast": f"{a} - {b}", "metric": metric, "paired": paired}
             put_estimate(row, "estimate", est, blank=not ok)
             rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["contrast", "metric", "paired", "estimate", "estimate_lo", "estimate_hi"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _headline_stat(metric: str, ex: Examples):
