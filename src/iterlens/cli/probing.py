@@ -159,7 +159,7 @@ def fit_lenses(args):
     arg("--out", required=True, help="per-layer metrics table"),
     arg("--depth-out", required=True, help="prediction depth table"),
     arg("--transfer-out", help="transfer matrix table (needs a tuned lens)"),
-    arg("--examples-out", required=True, help="per-example values (the bootstrap's input)"),
+    arg("--examples-out", help="file for the per-example values (the bootstrap's input)"),
     arg("--train-tokens", help="LM: training tokens, whose unigram is the prior"),
     arg("--tokenizer", help="LM: tokenizer whose EOS separates the eval documents"),
 )
@@ -205,7 +205,8 @@ def evaluate(args):
             lenses["tuned"], store, readout_, groups, progress=not args.quiet
         )
         transfer = transfer_table(examples.transfer)
-    examples.save(args.examples_out)
+    if args.examples_out:
+        examples.save(args.examples_out)
     start = time.perf_counter()
     metrics = layer_table(metrics, examples)
     if transfer is not None:
