@@ -71,12 +71,41 @@ def test_smoke_run_writes_tables_and_figures(smoke_run):
         "cnn_plain_random",
         "cnn_residual_random",
     ]
-    assert headline.notna().all().all()
+    trained = headline[~headline["model"].str.endswith("_random")]
+    assert trained["informative"].all()
+    numbers = [c for c in headline.columns if c != "not_informative_reason"]
+    assert trained[numbers].notna().all().all()  # every number and its interval
     comparison = pd.read_csv(results / "tables" / "comparison.csv")
     assert set(comparison["model"]) == {"lm", "cnn_plain", "cnn_residual"}
+    contrasts = pd.read_csv(results / "tables" / "contrasts.csv")
+    assert set(contrasts["contrast"]) == {
+        "cnn_residual - cnn_plain",
+        "lm - cnn_plain",
+        "lm - cnn_residual",
+    }
     vision = pd.read_csv(results / "tables" / "vision_summary.csv").set_index("model")
     assert vision.loc["cnn_plain", "n_params"] == vision.loc["cnn_residual", "n_params"]
     assert (vision["eval_acc"] > 0.2).all()  # both twins learn something in the smoke run
+
+
+def test_untrained_control_kl_rows_are_marked_not_informative(smoke_run):
+    tables = smoke_run / "results" / "tables"
+    random = pd.read_csv(tables / "lm_random" / "lens_metrics.csv")
+    assert (random["info_gain_bits"] < 0).all()  # near-uniform output: worse than the unigram
+    assert not random["informative"].any()
+    assert random["not_informative_reason"].str.contains("info gain").all()
+    assert random["kl_bits"].isna().all() and random["top1_agree"].isna().all()
+    assert random["ce_bits"].notna().all()  # CE against the targets stays informative
+    assert random[random.lens == "probe"]["top1_acc"].notna().all()
+    transfer = pd.read_csv(tables / "lm_random" / "transfer.csv")
+    assert transfer["ce_penalty_bits"].isna().all()
+    trained = pd.read_csv(tables / "lm" / "lens_metrics.csv")
+    assert trained["informative"].all() and trained["info_gain_bits"].gt(0).all()
+    for metric in ["kl_bits", "ce_bits", "top1_acc"]:
+        inner = trained[(trained.lens != "logit") | (trained.layer < trained.layer.max())]
+        assert (inner[f"{metric}_lo"] <= inner[metric] + 1e-9).all(), metric
+        assert (inner[metric] <= inner[f"{metric}_hi"] + 1e-9).all(), metric
+    assert (trained["n_groups"] >= 2).all()  # documents, the unit the bootstrap resamples
 
 
 def test_resumed_run_redid_nothing(smoke_run):

@@ -75,3 +75,17 @@ def folder_of(io, name, up=1):
         return str(Path(first).parents[up - 1])
 
     return get
+
+
+def lm_prior_inputs(wildcards):
+    """An LM's evaluation also reads the training tokens (its prior) and the tokenizer (EOS)."""
+    if wildcards.model not in LM_MODELS:
+        return {}
+    return {"train_tokens": A.TOKENS.format(split="train"), "tokenizer": A.TOKENIZER_DIR}
+
+
+def lm_prior_flags(wildcards, input):
+    """The command-line flags naming :func:`lm_prior_inputs` (none for a CNN)."""
+    if wildcards.model not in LM_MODELS:
+        return ""
+    return f"--train-tokens {input.train_tokens} --tokenizer {input.tokenizer}"

@@ -29,6 +29,7 @@ rule fit_lenses:
 
 rule evaluate:
     input:
+        unpack(lm_prior_inputs),
         store=A.STORE_MANIFEST.format(model="{model}", split="eval"),
         readout=A.MODEL_READOUT,
         lenses=lens_dirs,
@@ -36,7 +37,10 @@ rule evaluate:
         metrics=A.LENS_METRICS,
         depth=A.PREDICTION_DEPTH,
         transfer=A.TRANSFER,
+        examples=A.EXAMPLES,
     params:
+        cfg=cfg("vision"),
+        prior=lm_prior_flags,
         store=folder_of("input", "store"),
     threads: 1
     resources:
@@ -46,7 +50,8 @@ rule evaluate:
     message:
         "Evaluate every lens of {wildcards.model} on held-out data; transfer penalties"
     shell:
-        "iterlens evaluate --threads {threads} --store {params.store} "
+        "iterlens evaluate --cfg {params.cfg} --threads {threads} --store {params.store} "
+        "--examples-out {output.examples} {params.prior} "
         "--readout {input.readout} --lens {input.lenses} --out {output.metrics} "
         "--depth-out {output.depth} --transfer-out {output.transfer} > {log} 2>&1"
 

@@ -27,18 +27,19 @@ rule lm_summary:
 rule headline:
     input:
         metrics=expand(A.LENS_METRICS, model=PROBED),
-        transfer=expand(A.TRANSFER, model=PROBED),
+        examples=expand(A.EXAMPLES, model=PROBED),
     output:
-        A.HEADLINE,
+        headline=A.HEADLINE,
+        contrasts=A.CONTRASTS,
     resources:
         mem_mb=1000,
     log:
         "logs/headline.log",
     message:
-        "Headline numbers: transfer penalties, shared-lens penalty, probe plateau"
+        "Headline numbers with intervals; contrasts between models"
     shell:
-        "iterlens headline --metrics {input.metrics} --transfer {input.transfer} "
-        "--out {output} > {log} 2>&1"
+        "iterlens headline --metrics {input.metrics} --examples {input.examples} "
+        "--out {output.headline} --contrasts-out {output.contrasts} > {log} 2>&1"
 
 
 rule vision_summary:
@@ -61,7 +62,7 @@ rule vision_summary:
 rule comparison:
     input:
         metrics=expand(A.LENS_METRICS, model=PROBED),
-        transfer=expand(A.TRANSFER, model=PROBED),
+        examples=expand(A.EXAMPLES, model=PROBED),
     output:
         A.COMPARISON,
     resources:
@@ -71,10 +72,10 @@ rule comparison:
     message:
         "Table behind the comparison figure: LM vs plain vs residual CNN"
     shell:
-        "iterlens comparison --metrics {input.metrics} --transfer {input.transfer} "
+        "iterlens comparison --metrics {input.metrics} --examples {input.examples} "
         "--out {output} > {log} 2>&1"
 
 
-TARGETS += [A.LM_SUMMARY, A.HEADLINE]
+TARGETS += [A.LM_SUMMARY, A.HEADLINE, A.CONTRASTS]
 if VISION:
     TARGETS += [A.VISION_SUMMARY]

@@ -149,7 +149,7 @@ def fit_lenses(args):
 
 @command(
     "evaluate",
-    "per-layer metrics of every lens, prediction depth and transfer penalties",
+    "per-layer metrics of every lens, prediction depth and transfer penalties, with intervals",
     arg("--store", required=True),
     arg("--readout", required=True),
     arg(
@@ -163,13 +163,20 @@ def fit_lenses(args):
     arg("--out", required=True, help="per-layer metrics table"),
     arg("--depth-out", required=True, help="prediction depth table"),
     arg("--transfer-out", help="transfer matrix table (needs a tuned lens)"),
+    arg("--examples-out", help="file for the per-example values (the bootstrap's input)"),
+    arg("--train-tokens", help="LM: training tokens, whose unigram is the prior"),
+    arg("--tokenizer", help="LM: tokenizer whose EOS separates the eval documents"),
 )
 def evaluate(args):
+    import time
+
     from iterlens.io import write_table
+    from iterlens.probing.bootstrap import Examples
     from iterlens.probing.lenses import LogitLens, evaluate_lenses, load_lens
     from iterlens.probing.readout import Readout
     from iterlens.probing.store import ActivationStore
-    from iterlens.probing.transfer import transfer_matrix
+    from iterlens.probing.transfer import transfer_group_sums, transfer_table
+    from iterlens.report.uncertainty import layer_table, transfer_table_intervals
 
     readout_ = Readout.load(args.readout)
     store = ActivationStore(args.store)
@@ -188,11 +195,60 @@ def evaluate(args):
                 allow_mismatch=args.allow_mismatch,
             )
         lenses[lens.kind] = lens
-    metrics, depth = evaluate_lenses(lenses, store, readout_, progress=not args.quiet)
+    if args.transfer_out and "tuned" not in lenses:
+        raise ValueError("--transfer-out needs a tuned lens among --lens")
+    groups, prior_ce = _groups_and_prior(args, store, readout_.n_classes)
+    values: dict = {}
+    metrics, depth = evaluate_lenses(
+        lenses, store, readout_, progress=not args.quiet, examples=values
+    )
+    examples = Examples(groups, {**values, "prior_ce_bits": prior_ce})
+    transfer = None
+    if args.transfer_out:
+        examples.transfer = transfer_group_sums(
+            lenses["tuned"], store, readout_, groups, progress=not args.quiet
+        )
+        transfer = transfer_table(examples.transfer)
+    if args.examples_out:
+        examples.save(args.examples_out)
+    start = time.perf_counter()
+    metrics = layer_table(metrics, examples)
+    if transfer is not None:
+        transfer = transfer_table_intervals(transfer, examples)
+    log.info(
+        "bootstrap of %s: %d examples in %d groups, %.2f s",
+        args.out,
+        len(groups),
+        len(set(groups.tolist())),
+        time.perf_counter() - start,
+    )
     write_table(metrics, args.out)
     write_table(depth, args.depth_out)
-    if args.transfer_out:
-        if "tuned" not in lenses:
-            raise ValueError("--transfer-out needs a tuned lens among --lens")
-        table = transfer_matrix(lenses["tuned"], store, readout_, progress=not args.quiet)
-        write_table(table, args.transfer_out)
+    if transfer is not None:
+        write_table(transfer, args.transfer_out)
+
+
+def _groups_and_prior(args, store, n_classes: int):
+    """Bootstrap groups (LM: documents; CNN: images) and each example's prior CE in bits."""
+    import numpy as np
+
+    from iterlens.probing.bootstrap import document_ids
+    from iterlens.probing.metrics import prior_ce_bits
+
+    shards = [store.load_shard(i) for i in range(len(store.manifest["shards"]))]
+    targets = np.concatenate([s["targets"].numpy() for s in shards])
+    if store.manifest.get("domain", "lm") == "vision":
+        from iterlens.data.images import image_splits
+
+        train = image_splits(load_cfg(args))["train"][1].numpy()
+        return np.arange(len(targets)), prior_ce_bits(train, targets, n_classes)
+    if not (args.train_tokens and args.tokenizer):
+        raise ValueError("an LM store needs --train-tokens (the prior) and --tokenizer (EOS)")
+    from iterlens.data.text import load_tokenizer, load_tokens
+
+    eos = load_tokenizer(args.tokenizer).eos_token_id
+    if eos is None:
+        raise ValueError(f"tokenizer {args.tokenizer} has no EOS: documents cannot be told apart")
+    inputs = np.concatenate([s["inputs"].numpy() for s in shards])
+    train = np.asarray(load_tokens(args.train_tokens))
+    return document_ids(inputs, eos), prior_ce_bits(train, targets, n_classes)

@@ -37,30 +37,33 @@ def vision_summary(args):
 
 @command(
     "headline",
-    "the headline numbers of every model (quoted in the README)",
+    "the headline numbers of every model with intervals, and the contrasts between models",
     arg("--metrics", nargs="+", required=True),
-    arg("--transfer", nargs="+", required=True),
+    arg("--examples", nargs="+", required=True, help="each model's per-example values"),
     arg("--out", required=True),
+    arg("--contrasts-out", help="residual minus plain CNN, LM minus each CNN"),
 )
 def headline(args):
     from iterlens.io import write_table
-    from iterlens.report.tables import headline_table
+    from iterlens.report.tables import contrast_table, headline_table
 
-    write_table(headline_table(args.metrics, args.transfer), args.out)
+    write_table(headline_table(args.metrics, args.examples), args.out)
+    if args.contrasts_out:
+        write_table(contrast_table(args.examples), args.contrasts_out)
 
 
 @command(
     "comparison",
-    "the table behind the LM vs CNN comparison figure",
+    "the table behind the LM vs CNN comparison figure (common scale, layers 1..L)",
     arg("--metrics", nargs="+", required=True),
-    arg("--transfer", nargs="+", required=True),
+    arg("--examples", nargs="+", required=True, help="each model's per-example values"),
     arg("--out", required=True),
 )
 def comparison(args):
     from iterlens.io import write_table
     from iterlens.report.tables import comparison_table
 
-    write_table(comparison_table(args.metrics, args.transfer), args.out)
+    write_table(comparison_table(args.metrics, args.examples), args.out)
 
 
 @command(

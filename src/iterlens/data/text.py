@@ -198,6 +198,6 @@ def load_tokens(path: str | Path) -> np.ndarray:
 
 def unigram_ce_bits(train: np.ndarray, held_out: np.ndarray, vocab_size: int) -> float:
     """Cross-entropy (bits/token) of held-out tokens under the add-one unigram of ``train``."""
-    counts = np.bincount(train, minlength=vocab_size).astype(np.float64) + 1.0
-    logp = np.log2(counts / counts.sum())
-    return float(-logp[held_out].mean())
+    from iterlens.probing.metrics import prior_ce_bits
+
+    return float(prior_ce_bits(train, held_out, vocab_size).mean())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -133,14 +134,25 @@ def evaluate_lenses(
     readout: Readout,
     batch_size: int = 1024,
     progress: bool = True,
+    examples: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every lens at every layer in one pass over ``store``.
+
+    Args:
+        examples: if given, filled with the per-example values ``f"{lens}.{metric}"``
+            ``[n, L + 1]`` (float32, store order) of every :data:`~iterlens.probing.metrics.
+            PER_EXAMPLE` metric, the input of the bootstrap.
 
     Returns:
         ``(metrics, depth)``: per (lens, layer) metrics, and per (lens, depth) the
         count of examples with that prediction depth and their mean final CE in bits.
     """
-    from iterlens.probing.metrics import LayerAccumulator, ce_bits, prediction_depth
+    from iterlens.probing.metrics import (
+        PER_EXAMPLE,
+        LayerAccumulator,
+        ce_bits,
+        prediction_depth,
+    )
 
     store.check_readout(readout.fingerprint())
     n_layers = store.n_layers
@@ -153,10 +165,18 @@ def evaluate_lenses(
     depth_ce = {name: torch.zeros(n_layers + 2, dtype=torch.float64) for name in lenses}
     for lens in lenses.values():
         lens.eval()
+    kept = {
+        f"{name}.{m}": np.zeros((store.n_examples, n_layers + 1), np.float32)
+        for name in lenses
+        for m in PER_EXAMPLE
+    }
     total = -(-store.n_examples // batch_size)
+    start = 0
     for batch in tqdm(
         store.iter_batches(batch_size), total=total, desc="evaluate", disable=not progress
     ):
+        sel = slice(start, start + len(batch.targets))
+        start += len(batch.targets)
         final_logits = readout(batch.hidden[:, n_layers])
         final_top1 = final_logits.argmax(-1)
         final_ce = ce_bits(final_logits, batch.targets).double()
@@ -164,11 +184,15 @@ def evaluate_lenses(
             top1 = []
             for layer in range(n_layers + 1):
                 logits = lens(batch.hidden[:, layer], layer)
-                acc[name, layer].update(logits, final_logits, batch.targets, batch.inputs)
+                values = acc[name, layer].update(logits, final_logits, batch.targets, batch.inputs)
+                for m in PER_EXAMPLE:
+                    kept[f"{name}.{m}"][sel, layer] = values[m].numpy()
                 top1.append(logits.argmax(-1))
             depth = prediction_depth(torch.stack(top1, 1), final_top1)
             depth_count[name] += torch.bincount(depth, minlength=n_layers + 2).double()
             depth_ce[name].index_add_(0, depth, final_ce)
+    if examples is not None:
+        examples.update(kept)
     rows = [
         {
             "lens": name,

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 LN2 = math.log(2.0)
+PER_EXAMPLE = ("kl_bits", "ce_bits", "top1_agree", "top1_acc")  # kept per example on disk
 
 
 def kl_bits(final_logits: torch.Tensor, lens_logits: torch.Tensor) -> torch.Tensor:
@@ -31,6 +32,17 @@ def entropy_bits(logits: torch.Tensor) -> torch.Tensor:
     """Per-example entropy of softmax(logits), in bits."""
     logq = torch.log_softmax(logits.float(), -1)
     return -(logq.exp() * logq).sum(-1) / LN2
+
+
+def prior_ce_bits(train_targets: np.ndarray, held_out: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-example cross-entropy (bits) of ``held_out`` under the add-one training marginal.
+
+    The marginal is the unigram of the LM's training tokens or the class prior of the CNN's
+    training split; its mean on the eval set is ``H_prior`` in ``info_gain_bits``.
+    """
+    counts = np.bincount(np.asarray(train_targets), minlength=n_classes).astype(np.float64)
+    logp = np.log2((counts + 1.0) / (counts + 1.0).sum())
+    return -logp[np.asarray(held_out)]
 
 
 def rank_of(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -81,15 +93,21 @@ class LayerAccumulator:
         final_logits: torch.Tensor,
         targets: torch.Tensor,
         inputs: torch.Tensor,
-    ) -> None:
-        """Add one batch."""
+    ) -> dict[str, torch.Tensor]:
+        """Add one batch; return its per-example values (:data:`PER_EXAMPLE` metrics)."""
         final_top1 = final_logits.argmax(-1)
         top1 = lens_logits.argmax(-1)
+        values = {
+            "kl_bits": kl_bits(final_logits, lens_logits),
+            "ce_bits": ce_bits(lens_logits, targets),
+            "top1_agree": (top1 == final_top1).float(),
+            "top1_acc": (top1 == targets).float(),
+        }
         self.n += len(targets)
-        self.sums["kl_bits"] += kl_bits(final_logits, lens_logits).double().sum().item()
-        self.sums["ce_bits"] += ce_bits(lens_logits, targets).double().sum().item()
-        self.sums["top1_agree"] += (top1 == final_top1).sum().item()
-        self.sums["top1_acc"] += (top1 == targets).sum().item()
+        self.sums["kl_bits"] += values["kl_bits"].double().sum().item()
+        self.sums["ce_bits"] += values["ce_bits"].double().sum().item()
+        self.sums["top1_agree"] += values["top1_agree"].sum().item()
+        self.sums["top1_acc"] += values["top1_acc"].sum().item()
         self.sums["entropy_bits"] += entropy_bits(lens_logits).double().sum().item()
         ranks = rank_of(lens_logits, final_top1)
         self.rank_hist["final_top1"] += np.bincount(
@@ -101,6 +119,7 @@ class LayerAccumulator:
             self.rank_hist["input"] += np.bincount(
                 ranks.numpy(), minlength=len(self.rank_hist["input"])
             )
+        return values
 
     def result(self, n_bytes: int = 0) -> dict[str, float]:
         """Means over examples; ``bits_per_byte`` if ``n_bytes``; rank summaries."""

@@ -7,6 +7,7 @@ per batch, all L+1 translations of h_j are stacked and decoded by one readout ca
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -21,21 +22,21 @@ from iterlens.probing.store import ActivationStore
 def transfer_sums(
     lens: nn.Module, hidden: torch.Tensor, readout: Readout, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over a batch of CE and KL (bits) for every (lens layer i, data layer j).
+    """Per-example CE and KL (bits) for every (lens layer i, data layer j).
 
     Args:
         lens: a lens with ``transform_hidden(h, i)`` (tuned or shared).
         hidden: ``[b, L+1, d]``.
 
     Returns:
-        ``(ce, kl)``, each ``[L+1, L+1]`` indexed ``[i, j]``.
+        ``(ce, kl)``, each ``[b, L+1, L+1]`` indexed ``[example, i, j]``, float64.
     """
-    n = hidden.shape[1]
+    b, n = hidden.shape[:2]
     final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
     final_p = final_logp.exp()
     neg_entropy = (final_p * final_logp).sum(-1)  # [b]
-    ce = torch.zeros(n, n, dtype=torch.float64)
-    kl = torch.zeros(n, n, dtype=torch.float64)
+    ce = torch.zeros(b, n, n, dtype=torch.float64)
+    kl = torch.zeros(b, n, n, dtype=torch.float64)
     for j in range(n):
         h = hidden[:, j]
         translated = torch.stack([lens.transform_hidden(h, i) for i in range(n)])  # [i, b, d]
@@ -44,33 +45,61 @@ def transfer_sums(
         # CE = lse - logit[target];  KL = sum p log p - sum p logit + lse
         target_logit = logits.gather(-1, targets[None, :, None].expand(n, -1, 1))[..., 0]
         p_dot_logit = torch.einsum("ibv,bv->ib", logits, final_p)
-        ce[:, j] = (lse - target_logit).sum(-1).double() / LN2
-        kl[:, j] = (neg_entropy[None] - p_dot_logit + lse).sum(-1).double() / LN2
+        ce[:, :, j] = (lse - target_logit).T.double() / LN2
+        kl[:, :, j] = (neg_entropy[None] - p_dot_logit + lse).T.double() / LN2
     return ce, kl
 
 
 @torch.no_grad()
-def transfer_matrix(
+def transfer_group_sums(
     lens: nn.Module,
     store: ActivationStore,
     readout: Readout,
+    groups: np.ndarray | None = None,
     batch_size: int = 256,
     progress: bool = True,
-) -> pd.DataFrame:
-    """Long table with one row per (i, j): CE and KL of lens i on layer j, and penalties."""
+) -> dict[str, np.ndarray]:
+    """Sums of transfer CE and KL per group of examples, all the bootstrap needs.
+
+    Args:
+        groups: ``[n]`` group id of every example in store order (documents, images);
+            ``None``: one group.
+
+    Returns:
+        ``{"ce_bits", "kl_bits"}`` ``[G, L+1, L+1]`` sums and ``"count"`` ``[G]``, groups in
+        sorted order of their ids.
+    """
     store.check_readout(readout.fingerprint())
     n = store.n_layers + 1
-    ce = torch.zeros(n, n, dtype=torch.float64)
-    kl = torch.zeros(n, n, dtype=torch.float64)
+    if groups is None:
+        groups = np.zeros(store.n_examples, np.int64)
+    if len(groups) != store.n_examples:
+        raise ValueError(f"{len(groups)} group ids for {store.n_examples} examples")
+    _, index = np.unique(groups, return_inverse=True)
+    index = torch.from_numpy(index.astype(np.int64))
+    n_groups = int(index.max()) + 1
+    ce = torch.zeros(n_groups, n, n, dtype=torch.float64)
+    kl = torch.zeros(n_groups, n, n, dtype=torch.float64)
     total = -(-store.n_examples // batch_size)
+    start = 0
     for batch in tqdm(
         store.iter_batches(batch_size), total=total, desc="transfer", disable=not progress
     ):
         c, k = transfer_sums(lens, batch.hidden, readout, batch.targets)
-        ce += c
-        kl += k
-    ce /= store.n_examples
-    kl /= store.n_examples
+        sel = index[start : start + len(c)]
+        ce.index_add_(0, sel, c)
+        kl.index_add_(0, sel, k)
+        start += len(c)
+    count = torch.bincount(index, minlength=n_groups).double()
+    return {"ce_bits": ce.numpy(), "kl_bits": kl.numpy(), "count": count.numpy()}
+
+
+def transfer_table(sums: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long table with one row per (i, j): CE and KL of lens i on layer j, and penalties."""
+    total = sums["count"].sum()
+    ce = sums["ce_bits"].sum(0) / total
+    kl = sums["kl_bits"].sum(0) / total
+    n = len(ce)
     rows = []
     for i in range(n):
         for j in range(n):
@@ -79,13 +108,24 @@ def transfer_matrix(
                     "lens_layer": i,
                     "data_layer": j,
                     "distance": j - i,
-                    "ce_bits": ce[i, j].item(),
-                    "kl_bits": kl[i, j].item(),
-                    "ce_penalty_bits": (ce[i, j] - ce[j, j]).item(),
-                    "kl_penalty_bits": (kl[i, j] - kl[j, j]).item(),
+                    "ce_bits": ce[i, j],
+                    "kl_bits": kl[i, j],
+                    "ce_penalty_bits": ce[i, j] - ce[j, j],
+                    "kl_penalty_bits": kl[i, j] - kl[j, j],
                 }
             )
     return pd.DataFrame(rows)
+
+
+def transfer_matrix(
+    lens: nn.Module,
+    store: ActivationStore,
+    readout: Readout,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Long table with one row per (i, j): CE and KL of lens i on layer j, and penalties."""
+    return transfer_table(transfer_group_sums(lens, store, readout, None, batch_size, progress))
 
 
 def penalty_by_distance(table: pd.DataFrame) -> pd.DataFrame:

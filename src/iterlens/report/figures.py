@@ -140,39 +140,69 @@ def fit(inputs: Sequence[str]) -> plt.Figure:
     return fig
 
 
+def _lines(ax, table: pd.DataFrame, x: str, y: str, by: Sequence[str], styles=None) -> None:
+    """One line per ``by`` group with its 95% interval band (``{y}_lo``, ``{y}_hi``)."""
+    palette = dict(zip(dict.fromkeys(table[by[0]]), sns.color_palette(), strict=False))
+    dashes = ["-", "--", ":", "-."]
+    second = list(dict.fromkeys(table[by[1]])) if len(by) > 1 else [None]
+    for key, part in table.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        part = part.dropna(subset=[y]).sort_values(x)
+        if part.empty:
+            continue
+        ls = dashes[second.index(key[1]) % len(dashes)] if len(by) > 1 else "-"
+        label = " / ".join(str(k) for k in key)
+        ax.plot(part[x], part[y], ls=ls, marker="o", ms=3, color=palette[key[0]], label=label)
+        if f"{y}_lo" in part:
+            ax.fill_between(
+                part[x], part[f"{y}_lo"], part[f"{y}_hi"], color=palette[key[0]], alpha=0.2, lw=0
+            )
+
+
+def _not_informative(table: pd.DataFrame) -> list[str]:
+    if "informative" not in table:
+        return []
+    flags = table.groupby("model")["informative"].first()
+    return [m for m, ok in flags.items() if not ok]
+
+
 @figure("lens_curves")
 def lens_curves(inputs: Sequence[str]) -> plt.Figure:
-    """KL to the final distribution and CE per layer, one line per lens (and model)."""
+    """KL to the final distribution (log scale) and CE per layer, per lens, with 95% bands.
+
+    The CE axis is scaled to layers 1..L; layer 0 (embeddings, stem) is noted when off scale.
+    Models whose final distribution is not informative have no KL line (see the title).
+    """
     table = _tables(inputs)
     table = table[table["lens"].isin(LENS_ORDER)]
-    hue_order = [lens for lens in LENS_ORDER if lens in set(table["lens"])]
     models = list(dict.fromkeys(table["model"]))
+    by = ["lens", "model"] if len(models) > 1 else ["lens"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, metric, label in zip(
         axes,
         ["kl_bits", "ce_bits", "top1_acc"],
-        ["KL(final || lens), bits", "cross-entropy, bits", "top-1 accuracy"],
+        ["KL(final || lens), bits (log)", "cross-entropy, bits", "top-1 accuracy"],
         strict=True,
     ):
-        sns.lineplot(
-            table,
-            x="layer",
-            y=metric,
-            hue="lens",
-            hue_order=hue_order,
-            style="model" if len(models) > 1 else None,
-            markers=True,
-            ax=ax,
-        )
+        _lines(ax, table, "layer", metric, by)
+        ax.set_xlabel("layer")
         ax.set_ylabel(label)
-        if metric == "ce_bits":
-            for model in models:
-                ax.axhline(_final_ce(table[table["model"] == model]), color="grey", ls=":", lw=1)
-        if ax is not axes[-1]:
-            ax.get_legend().remove()
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    axes[1].set_title("dotted: the model's own final CE", fontsize=8)
-    fig.suptitle("Lenses per layer: " + ", ".join(models))
+    axes[0].set_yscale("log")
+    inner = table[table["layer"] >= 1]
+    lo, hi = inner["ce_bits"].min(), inner["ce_bits"].max()
+    axes[1].set_ylim(lo - 0.1 * (hi - lo + 0.1), hi + 0.1 * (hi - lo + 0.1))
+    for model in models:
+        axes[1].axhline(_final_ce(table[table["model"] == model]), color="grey", ls=":", lw=1)
+    off = table[(table["layer"] == 0) & (table["ce_bits"] > axes[1].get_ylim()[1])]
+    note = "dotted: final CE"
+    if len(off):
+        note += f"; layer 0 off scale (up to {off['ce_bits'].max():.1f} bits)"
+    axes[1].set_title(note, fontsize=8)
+    blank = _not_informative(table)
+    if blank:
+        axes[0].set_title("no KL for " + ", ".join(blank) + " (not informative)", fontsize=8)
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=7)
+    fig.suptitle("Lenses per layer (bands: 95% bootstrap): " + ", ".join(models))
     fig.tight_layout()
     return fig
 
@@ -203,26 +233,31 @@ def transfer(inputs: Sequence[str]) -> plt.Figure:
 
 @figure("shared_lens")
 def shared_lens(inputs: Sequence[str]) -> plt.Figure:
-    """Penalty of the one shared lens against each layer's own tuned lens."""
+    """Penalty of the one shared lens against each layer's own tuned lens, with 95% bands."""
     table = _tables(inputs)
-    wide = (
-        table[table["lens"].isin(["tuned", "shared"])]
-        .pivot_table(index=["model", "layer"], columns="lens", values=["ce_bits", "kl_bits"])
-        .reset_index()
+    shared = table[table["lens"] == "shared"]
+    long = pd.concat(
+        [
+            shared[["model", "layer"]].assign(
+                metric=name,
+                bits=shared[f"{m}_minus_tuned_bits"],
+                bits_lo=shared[f"{m}_minus_tuned_bits_lo"],
+                bits_hi=shared[f"{m}_minus_tuned_bits_hi"],
+            )
+            for name, m in (("CE penalty", "ce"), ("KL penalty", "kl"))
+        ]
     )
-    penalty = pd.DataFrame(
-        {
-            "model": wide["model"],
-            "layer": wide["layer"],
-            "CE penalty": wide[("ce_bits", "shared")] - wide[("ce_bits", "tuned")],
-            "KL penalty": wide[("kl_bits", "shared")] - wide[("kl_bits", "tuned")],
-        }
-    )
-    long = penalty.melt(id_vars=["model", "layer"], var_name="metric", value_name="bits")
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.lineplot(long, x="layer", y="bits", hue="model", style="metric", markers=True, ax=ax)
+    _lines(ax, long, "layer", "bits", ["model", "metric"])
     ax.axhline(0, color="grey", lw=1)
-    ax.set_title("Shared lens minus per-layer tuned lens")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("bits")
+    ax.legend(frameon=False, fontsize=7)
+    title = "Shared lens minus per-layer tuned lens (95% bands)"
+    blank = _not_informative(table)
+    if blank:
+        title += "\nnot informative, not drawn: " + ", ".join(blank)
+    ax.set_title(title, fontsize=9)
     return fig
 
 
@@ -270,27 +305,33 @@ def ranks(inputs: Sequence[str]) -> plt.Figure:
 
 @figure("comparison")
 def comparison(inputs: Sequence[str]) -> plt.Figure:
-    """LM vs CNNs on relative depth: probe accuracy, tuned-lens KL, transfer penalty."""
+    """LM vs CNNs over layers 1..L on the common scale, with 95% bands.
+
+    Probe accuracy, and tuned-lens KL and transfer penalty as fractions of the final model's
+    information gain. One line per model, weights and (when the table has a ``seed`` column) seed.
+    """
     table = read_table(inputs[0])
+    table = table.assign(label=table["model"] + " (" + table["weights"] + ")")
+    by = ["label", "seed"] if "seed" in table else ["label"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, (metric, label) in zip(
+    for ax, (quantity, x, label) in zip(
         axes,
         [
-            ("probe_top1_acc", "free probe top-1 accuracy"),
-            ("tuned_kl_bits", "tuned lens KL to final, bits"),
-            ("transfer_ce_penalty_bits", "mean transfer CE penalty, bits"),
+            ("probe_top1_acc", "depth_frac", "free probe top-1 accuracy"),
+            ("tuned_kl_frac", "depth_frac", "tuned lens KL / info gain"),
+            ("transfer_ce_penalty_frac", "rel_distance", "transfer CE penalty / info gain"),
         ],
         strict=True,
     ):
-        x = "rel_distance" if metric.startswith("transfer") else "depth_frac"
-        part = table.dropna(subset=[metric])
-        sns.lineplot(part, x=x, y=metric, hue="model", style="weights", markers=True, ax=ax)
+        part = table[table["quantity"] == quantity]
+        if x == "depth_frac":
+            part = part[part["layer"] >= 1]
+        part = part.rename(columns={"value_lo": "v_lo", "value_hi": "v_hi"})
+        part = part.rename(columns={"value": "v"})
+        _lines(ax, part, x, "v", by)
         ax.set_ylabel(label)
-        ax.set_xlabel(
-            "relative layer distance |i-j|/L" if x == "rel_distance" else "relative depth l/L"
-        )
-        if ax is not axes[-1]:
-            ax.get_legend().remove()
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        ax.set_xlabel("relative layer distance |i-j|/L" if x == "rel_distance" else "depth l/L")
+    axes[1].set_title("layers 1..L; untrained nets: not informative, not drawn", fontsize=8)
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=7)
     fig.tight_layout()
     return fig

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from iterlens.artifacts import model_of_table
 from iterlens.data.text import load_tokens, unigram_ce_bits
 from iterlens.io import read_table
+from iterlens.probing.bootstrap import Examples, estimate, estimate_difference
+from iterlens.report.uncertainty import (
+    all_sums,
+    by_distance,
+    info_gain,
+    masked_mean,
+    model_info,
+    n_layers_of,
+    put_estimate,
+    transfer_masks,
+)
 
 
 def lm_summary(
@@ -22,8 +34,6 @@ def lm_summary(
         vocab_of: a readout file whose output width is the vocabulary size.
         metrics: model name -> its ``lens_metrics.csv``.
     """
-    import numpy as np
-
     from iterlens.probing.readout import Readout
     from iterlens.probing.store import ActivationStore
 
@@ -48,48 +58,56 @@ def lm_summary(
     return pd.DataFrame(rows)
 
 
-def comparison_table(metrics: list[str], transfers: list[str]) -> pd.DataFrame:
-    """The table behind the comparison figure, one long table for all models.
+def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
+    """The table behind the comparison figure, one long table for all models (and seeds).
 
-    Per model and weights: probe accuracy and tuned-lens KL by relative depth, and the
-    mean transfer penalty by relative layer distance.
-
-    Tables are named by their folder (``results/tables/<model>[_random]/``).
+    Per model: probe accuracy and tuned-lens KL (bits and ``_frac``) by relative depth, and
+    the mean transfer penalty by relative layer distance over layers 1..L (bits and ``_frac``),
+    each with its interval. Tables are named by their folder (``results/tables/<model>/``);
+    a ``seed`` column of the metrics table, if any, is carried over.
     """
-    from iterlens.probing.transfer import penalty_by_distance
-
     rows = []
-    for path in metrics:
-        name = model_of_table(path)
-        model, weights = _split_name(name)
-        table = read_table(path)
-        wide = table.pivot(index="layer", columns="lens", values=["top1_acc", "kl_bits"])
+    for m_path, e_path in zip(metrics, examples, strict=True):
+        model, weights = _split_name(model_of_table(m_path))
+        table = read_table(m_path)
+        keys = {"model": model, "weights": weights}
+        if "seed" in table:
+            keys["seed"] = table["seed"].iloc[0]
         n_layers = int(table["layer"].max())
-        for layer in wide.index:
-            rows.append(
-                {
-                    "model": model,
-                    "weights": weights,
-                    "layer": layer,
-                    "depth_frac": layer / n_layers,
-                    "probe_top1_acc": wide.loc[layer, ("top1_acc", "probe")],
-                    "tuned_kl_bits": wide.loc[layer, ("kl_bits", "tuned")],
-                    "logit_kl_bits": wide.loc[layer, ("kl_bits", "logit")],
-                }
-            )
-    for path in transfers:
-        model, weights = _split_name(model_of_table(path))
-        for _, r in penalty_by_distance(read_table(path)).iterrows():
-            rows.append(
-                {
-                    "model": model,
-                    "weights": weights,
-                    "abs_distance": int(r["abs_distance"]),
-                    "rel_distance": r["rel_distance"],
-                    "transfer_ce_penalty_bits": r["ce_penalty_bits"],
-                    "transfer_kl_penalty_bits": r["kl_penalty_bits"],
-                }
-            )
+        for lens, prefix, cols in (
+            ("probe", "probe_top1_acc", "top1_acc"),
+            ("tuned", "tuned_kl_bits", "kl_bits"),
+            ("tuned", "tuned_kl_frac", "kl_frac"),
+            ("logit", "logit_kl_bits", "kl_bits"),
+        ):
+            part = table[table["lens"] == lens].set_index("layer")
+            for layer, r in part.iterrows():
+                rows.append(
+                    {
+                        **keys,
+                        "layer": layer,
+                        "depth_frac": layer / n_layers,
+                        "quantity": prefix,
+                        "value": r[cols],
+                        "value_lo": r[f"{cols}_lo"],
+                        "value_hi": r[f"{cols}_hi"],
+                    }
+                )
+        info = table.iloc[0]
+        for _, r in by_distance(Examples.load(e_path)).iterrows():
+            for name in ("transfer_ce_penalty_bits", "transfer_ce_penalty_frac"):
+                blank = not bool(info["informative"])
+                rows.append(
+                    {
+                        **keys,
+                        "abs_distance": int(r["abs_distance"]),
+                        "rel_distance": r["rel_distance"],
+                        "quantity": name,
+                        "value": np.nan if blank else r[name],
+                        "value_lo": np.nan if blank else r[f"{name}_lo"],
+                        "value_hi": np.nan if blank else r[f"{name}_hi"],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -99,43 +117,141 @@ def _split_name(name: str) -> tuple[str, str]:
     return name, "trained"
 
 
-def headline_table(metrics: list[str], transfers: list[str]) -> pd.DataFrame:
-    """The headline numbers quoted in the README, one row per model.
+def headline_row(name: str, ex: Examples) -> dict:
+    """The headline numbers of one model, each with its 95% interval (``_lo``, ``_hi``).
 
-    Columns: mean transfer CE penalty between adjacent layers (|i-j| = 1) and between far
-    layers (|i-j| >= L/2); the mean and max shared-lens CE penalty against the per-layer tuned
-    lens (layers 0..L-1); tuned and logit lens KL averaged over layers 0..L-1; the probe
-    plateau layer (first layer whose probe top-1 accuracy is within 0.01 of its best).
+    Transfer CE penalties: mean over adjacent layers (|i-j| = 1) and over far layers
+    (|i-j| >= L/2), both among layers 1..L, and layer 0 apart (``layer0_lens``: lens 0 on
+    layers 1..L; ``layer0_data``: lenses 1..L on layer 0); the mean and max shared-lens CE
+    penalty against the per-layer tuned lens (layers 0..L-1); tuned and logit lens KL averaged
+    over layers 0..L-1 and their paired difference; the best probe top-1 accuracy and the
+    probe plateau layer (first layer within 0.01 of the best). Every penalty also as
+    ``_frac`` of ``info_gain_bits``; KL-to-final numbers are NaN for a not-informative model.
+    """
+    sums = all_sums(ex)
+    info = model_info(ex, sums)
+    n_layers = n_layers_of(ex)
+    row = {"model": name, "n_layers": n_layers, **info}
+    blank = not info["informative"]
+    below = slice(0, n_layers)
+    if ex.transfer:
+        for part, mask in transfer_masks(n_layers).items():
+            for frac in (False, True):
+                stat = masked_mean("ce", mask, frac)
+                col = f"transfer_ce_penalty_{part}_{'frac' if frac else 'bits'}"
+                put_estimate(row, col, estimate(stat, sums), blank)
+
+    def shared_penalty(m):
+        return (m["shared.ce_bits"] - m["tuned.ce_bits"])[:, below]
+
+    for how, fn in (("mean", np.mean), ("max", np.max)):
+        put_estimate(
+            row,
+            f"shared_ce_penalty_{how}_bits",
+            estimate(lambda m, f=fn: f(shared_penalty(m), 1), sums),
+            blank,
+        )
+        put_estimate(
+            row,
+            f"shared_ce_penalty_{how}_frac",
+            estimate(lambda m, f=fn: f(shared_penalty(m), 1) / info_gain(m), sums),
+            blank,
+        )
+    for lens in ("logit", "tuned"):
+        put_estimate(
+            row,
+            f"{lens}_kl_mean_bits",
+            estimate(lambda m, k=f"{lens}.kl_bits": m[k][:, below].mean(1), sums),
+            blank,
+        )
+    put_estimate(
+        row,
+        "tuned_minus_logit_kl_mean_bits",
+        estimate(lambda m: (m["tuned.kl_bits"] - m["logit.kl_bits"])[:, below].mean(1), sums),
+        blank,
+    )
+    put_estimate(row, "probe_best_top1_acc", estimate(lambda m: m["probe.top1_acc"].max(1), sums))
+
+    def plateau(m):
+        acc = m["probe.top1_acc"]
+        return np.argmax(acc >= acc.max(1, keepdims=True) - 0.01, axis=1).astype(float)
+
+    put_estimate(row, "probe_plateau_layer", estimate(plateau, sums))
+    return row
+
+
+def headline_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
+    """The headline numbers quoted in the README, one row per model (see :func:`headline_row`).
+
+    The point estimates equal those of the per-model tables; intervals come from the
+    per-example values beside them.
     """
     rows = []
-    for m_path, t_path in zip(metrics, transfers, strict=True):
-        name = model_of_table(m_path)
+    for m_path, e_path in zip(metrics, examples, strict=True):
+        row = headline_row(model_of_table(m_path), Examples.load(e_path))
         table = read_table(m_path)
-        transfer = read_table(t_path)
-        n_layers = int(table["layer"].max())
-        ce = table.pivot(index="layer", columns="lens", values="ce_bits")
-        kl = table.pivot(index="layer", columns="lens", values="kl_bits")
-        acc = table.pivot(index="layer", columns="lens", values="top1_acc")["probe"]
-        off = transfer[transfer["distance"] != 0]
-        far = max(1, n_layers // 2)
-        below = ce.index < n_layers
-        shared_penalty = (ce["shared"] - ce["tuned"])[below]
-        rows.append(
-            {
-                "model": name,
-                "n_layers": n_layers,
-                "transfer_ce_penalty_adjacent_bits": off[off["distance"].abs() == 1][
-                    "ce_penalty_bits"
-                ].mean(),
-                "transfer_ce_penalty_far_bits": off[off["distance"].abs() >= far][
-                    "ce_penalty_bits"
-                ].mean(),
-                "shared_ce_penalty_mean_bits": shared_penalty.mean(),
-                "shared_ce_penalty_max_bits": shared_penalty.max(),
-                "logit_kl_mean_bits": kl["logit"][below].mean(),
-                "tuned_kl_mean_bits": kl["tuned"][below].mean(),
-                "probe_best_top1_acc": acc.max(),
-                "probe_plateau_layer": int((acc >= acc.max() - 0.01).idxmax()),
-            }
-        )
+        if "seed" in table:
+            row["seed"] = table["seed"].iloc[0]
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Contrasts that carry the argument, on the common scale (and in bits where meaningful).
+CONTRAST_METRICS = (
+    "transfer_ce_penalty_adjacent_frac",
+    "transfer_ce_penalty_far_frac",
+    "shared_ce_penalty_mean_frac",
+)
+
+
+def contrast_table(examples: list[str]) -> pd.DataFrame:
+    """Residual minus plain CNN (paired: the same images) and LM minus each CNN (unpaired).
+
+    One row per contrast and metric: ``estimate``, ``estimate_lo``, ``estimate_hi``,
+    ``paired``. Models are named by their folders; pairs absent from ``examples`` are skipped.
+    """
+    named = {model_of_table(p): p for p in examples}
+    pairs = [("cnn_residual", "cnn_plain", True)]
+    pairs += [("lm", cnn, False) for cnn in ("cnn_plain", "cnn_residual")]
+    loaded = {name: Examples.load(path) for name, path in named.items()}
+    rows = []
+    for a, b, paired in pairs:
+        if a not in loaded or b not in loaded:
+            continue
+        ex_a, ex_b = loaded[a], loaded[b]
+        sums_a, sums_b = all_sums(ex_a), all_sums(ex_b)
+        info_a, info_b = model_info(ex_a, sums_a), model_info(ex_b, sums_b)
+        for metric in CONTRAST_METRICS:
+            stat_a, stat_b = _headline_stat(metric, ex_a), _headline_stat(metric, ex_b)
+            est = estimate_difference(stat_a, sums_a, stat_b, sums_b, paired=paired)
+            ok = info_a["informative"] and info_b["informative"]
+            row = {"contrast": f"{a} - {b}", "metric": metric, "paired": paired}
+            put_estimate(row, "estimate", est, blank=not ok)
+            rows.append(row)
+    columns = ["contrast", "metric", "paired", "estimate", "estimate_lo", "estimate_hi"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _headline_stat(metric: str, ex: Examples):
+    """The statistic behind one ``_frac`` headline column (for contrasts)."""
+    n_layers = n_layers_of(ex)
+    if metric.startswith("transfer_ce_penalty_"):
+        part = metric.removeprefix("transfer_ce_penalty_").removesuffix("_frac")
+        return masked_mean("ce", transfer_masks(n_layers)[part], frac=True)
+    if metric == "shared_ce_penalty_mean_frac":
+        return lambda m: (
+            (m["shared.ce_bits"] - m["tuned.ce_bits"])[:, :n_layers].mean(1) / info_gain(m)
+        )
+    raise ValueError(f"no statistic for contrast metric '{metric}'")
+
+
+def seed_spread(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
+    """Mean, standard deviation and count over seeds of ``values``, per ``by`` group.
+
+    ``table`` is the concatenation of per-seed tables (one ``seed`` column); the spread over
+    seeds is reported apart from the bootstrap intervals (DESIGN.md).
+    """
+    grouped = table.groupby(by)[values]
+    out = grouped.mean().add_suffix("_mean")
+    out = out.join(grouped.std(ddof=1).add_suffix("_sd")).join(grouped.size().rename("n_seeds"))
+    return out.reset_index()
