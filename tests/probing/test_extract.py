@@ -115,3 +115,15 @@ def _char_tokenizer(cls):
 
     vocab = {chr(65 + i % 26) + str(i): i for i in range(97)}
     return cls(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="A0")))
+
+
+def test_windows_spread_over_the_split_and_record_documents():
+    from iterlens.probing.extract import document_of_position, shard_windows
+
+    tokens = np.zeros(1001, dtype=np.int32)
+    # 4 windows of 10 out of 100 available: evenly spread, non-overlapping, 2 a shard
+    starts = [shard_windows(tokens, 10, 40, 20, i).tolist() for i in range(2)]
+    assert starts == [[0, 250], [500, 750]]
+    eos = 9
+    stream = np.array([1, 2, eos, 3, eos, 4, 5])
+    assert document_of_position(stream, eos).tolist() == [0, 0, 0, 1, 1, 2, 2]

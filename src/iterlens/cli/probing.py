@@ -246,9 +246,12 @@ def _groups_and_prior(args, store, n_classes: int):
         raise ValueError("an LM store needs --train-tokens (the prior) and --tokenizer (EOS)")
     from iterlens.data.text import load_tokenizer, load_tokens
 
+    train = np.asarray(load_tokens(args.train_tokens))
+    prior = prior_ce_bits(train, targets, n_classes)
+    if all("groups" in s for s in shards):  # documents recorded at extraction
+        return np.concatenate([s["groups"].numpy() for s in shards]), prior
     eos = load_tokenizer(args.tokenizer).eos_token_id
     if eos is None:
         raise ValueError(f"tokenizer {args.tokenizer} has no EOS: documents cannot be told apart")
     inputs = np.concatenate([s["inputs"].numpy() for s in shards])
-    train = np.asarray(load_tokens(args.train_tokens))
-    return document_ids(inputs, eos), prior_ce_bits(train, targets, n_classes)
+    return document_ids(inputs, eos), prior

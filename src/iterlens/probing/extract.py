@@ -75,7 +75,11 @@ def n_shards(n_tokens: int, shard_tokens: int, seq_len: int) -> int:
 def shard_windows(
     tokens: np.ndarray, seq_len: int, n_tokens: int, shard_tokens: int, index: int
 ) -> np.ndarray:
-    """Start offsets of the windows of shard ``index`` (non-overlapping, consecutive).
+    """Start offsets of the windows of shard ``index``.
+
+    The ``n_tokens // seq_len`` windows of a split are non-overlapping and spread evenly over
+    the whole token stream, so a store samples every document of its split (the bootstrap
+    resamples documents) rather than the first few.
 
     Raises:
         ValueError: if the split is too short for the requested token count.
@@ -92,7 +96,15 @@ def shard_windows(
     last = min(first + per_shard, n_windows_total)
     if first >= last:
         raise ValueError(f"shard {index} is empty: only {n_windows_total} windows requested")
-    return np.arange(first, last) * seq_len
+    return np.arange(first, last) * available // n_windows_total * seq_len
+
+
+def document_of_position(tokens: np.ndarray, eos_id: int | None) -> np.ndarray:
+    """Document index of every position of a token stream (an EOS belongs to the one it ends)."""
+    if eos_id is None:
+        return np.zeros(len(tokens), dtype=np.int64)
+    is_eos = np.asarray(tokens) == eos_id
+    return (np.cumsum(is_eos) - is_eos).astype(np.int64)
 
 
 @torch.no_grad()
@@ -119,6 +131,8 @@ def extract_lm_shard(
     if shard_is_complete(out):
         return
     hidden_parts, target_parts, input_parts = [], [], []
+    doc = document_of_position(tokens, tokenizer.eos_token_id)
+    groups = torch.from_numpy(np.concatenate([doc[s : s + seq_len] for s in starts]))
     with ResidualRecorder(model) as rec:
         for b in tqdm(
             range(0, len(starts), batch_size), desc=f"extract {out.name}", disable=not progress
@@ -140,6 +154,7 @@ def extract_lm_shard(
         torch.cat(input_parts),
         n_bytes=len(text.encode("utf-8")),
         dtype=dtype,
+        groups=groups,
     )
 
 

@@ -44,11 +44,13 @@ def write_shard(
     inputs: torch.Tensor | None = None,
     n_bytes: int = 0,
     dtype: torch.dtype = torch.float32,
+    groups: torch.Tensor | None = None,
 ) -> None:
     """Write one shard atomically. ``n_bytes`` counts UTF-8 bytes of the targets (LM).
 
     ``dtype`` is the storage type of ``hidden`` (float16 halves a lens-fit store);
-    readers always get float32.
+    readers always get float32. ``groups`` (optional) is each example's bootstrap group:
+    its document for an LM.
     """
     if hidden.ndim != 3 or targets.shape != hidden.shape[:1]:
         raise ValueError(
@@ -61,6 +63,10 @@ def write_shard(
         "targets": targets.to(torch.int64),
         "inputs": inputs.to(torch.int64),
     }
+    if groups is not None:
+        if groups.shape != targets.shape:
+            raise ValueError(f"bad shard groups shape {tuple(groups.shape)}")
+        tensors["groups"] = groups.to(torch.int64)
     save_safetensors(tensors, path, {"n_bytes": str(int(n_bytes))})
 
 
