@@ -324,6 +324,33 @@ def cmd_plot(args):
         figures.draw(args.figure, args.inputs, args.out)
 
 
+@command("paper-values", "the named values of the paper and README, read from the tables")
+def cmd_paper_values(args):
+    from iterlens.io import write_json
+    from iterlens.report.paper_values import collect
+
+    write_json(collect(args.results, args.figures, args.captions, _cfg(args)), args.out)
+
+
+@command("paper", "render the paper to PDF and self-contained HTML (offline, typst)")
+def cmd_paper(args):
+    from iterlens.report.paper import render
+
+    render(args.source, args.values, args.results, args.citation, args.pdf, args.html)
+
+
+@command("readme-results", "rewrite the README's results block from the paper's values")
+def cmd_readme_results(args):
+    from iterlens.io import read_json
+    from iterlens.report.readme import update_readme
+
+    in_sync = update_readme(args.readme, read_json(args.values), check=args.check)
+    if args.check and not in_sync:
+        raise ValueError(f"{args.readme}: results block out of sync with {args.values}; run "
+                         f"iterlens readme-results --values {args.values}")
+    log.info("%s: results block %s", args.readme, "in sync" if in_sync else "rewritten")
+
+
 def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (defaults are filled in)")
     p.add_argument("--cfg", help="config as a JSON string (merged over --config)")
@@ -375,6 +402,17 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         "comparison": [("--metrics", {"nargs": "+", "required": True}),
                        ("--transfer", {"nargs": "+", "required": True}),
                        ("--out", {"required": True})],
+        "paper-values": [("--results", {"default": "results"}),
+                         ("--figures", {"nargs": "*", "default": []}),
+                         ("--captions", {"default": "workflow/report"}),
+                         ("--out", {"required": True})],
+        "paper": [("--source", {"default": "paper"}), ("--values", {"required": True}),
+                  ("--results", {"default": "results"}), ("--citation", {"required": True}),
+                  ("--pdf", {"required": True}), ("--html", {"required": True})],
+        "readme-results": [("--values", {"default": "results/paper/values.json"}),
+                           ("--readme", {"default": "README.md"}),
+                           ("--check", {"action": "store_true",
+                                        "help": "only check; exit 1 if out of sync"})],
         "plot": [("--figure", {}), ("--inputs", {"nargs": "+"}),
                  ("--family", {"help": "draw every figure of a model family and its "
                                        "untrained twin from --tables into the --out folder"}),

@@ -66,4 +66,5 @@ def final_targets():
     targets += expand("results/tables/{pm}/fit_{kind}.csv", pm=COMPARED, kind=LENS_KINDS)
     if VISION:
         targets += ["results/tables/vision_summary.csv", "results/figures/comparison.png"]
+    targets += ["results/paper/paper.pdf", "results/paper/paper.html"]
     return targets
