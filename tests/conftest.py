@@ -123,6 +123,10 @@ def write_fake_results(root: Path, vision: bool = True, intervals: bool = False)
                   {"model": "lm", "ce_bits": 6.8331, "ce_nats": 4.7364, "bits_per_byte": 1.5612},
                   {"model": "lm_random", "ce_bits": 12.0291, "ce_nats": 8.3379,
                    "bits_per_byte": 2.7481}]).to_csv(tables / "lm_summary.csv", index=False)
+    if vision:
+        pd.DataFrame([{"model": "cnn_plain", "n_params": 1762, "eval_acc": 0.6562},
+                      {"model": "cnn_residual", "n_params": 1762, "eval_acc": 0.3371}]).to_csv(
+            tables / "vision_summary.csv", index=False)
     figures = root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     return root

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, write_fake_results
 
-from iterlens.report.paper_values import caption_of, collect, digits_for, evaluate, fmt
+from iterlens.report.paper_figures import caption_of
+from iterlens.report.paper_values import collect, digits_for, evaluate, fmt
 
 CAPTIONS = ROOT / "workflow" / "report"
 
@@ -132,7 +133,10 @@ def test_figures_take_the_report_captions(tmp_path):
         "comparison",
     ]
     transfer = " ".join((CAPTIONS / "transfer.rst").read_text().replace("``", "").split())
-    assert out["figures"][1]["caption"] == transfer
+    assert out["figures"][1]["caption"] == f"[lm] {transfer}"
+    assert out["figures"][3]["caption"] == " ".join(
+        (CAPTIONS / "comparison.rst").read_text().replace("``", "").split()
+    )
     assert caption_of("cnn_residual_transfer", CAPTIONS) == transfer
     with pytest.raises(FileNotFoundError, match="no caption for figure 'lm_nothing'"):
         caption_of("lm_nothing", CAPTIONS)

@@ -27,6 +27,7 @@ def test_block_is_deterministic_and_made_of_named_values(tmp_path):
         f"[{v[name + '_lo']['text']}, {v[name + '_hi']['text']}] bits)"
     ) in block
     assert "| lm | 6.83 | 4.74 | 1.56 |" in block  # the fake lm_summary, rounded
+    assert "Eval accuracy of the CNN twins: plain 0.656, residual 0.337 (1762 and 1762" in block
 
 
 def test_block_follows_the_claims(tmp_path):

@@ -39,7 +39,7 @@ rule paper:
         source=[str(SOURCE / "paper" / name) for name in ("paper.typ", "lib.typ", "refs.bib")],
         citation=str(SOURCE / "CITATION.cff"),
     output:
-        pdf="results/paper/paper.pdf",
+        pdf=report("results/paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
         html="results/paper/paper.html",
     params:
         source=str(SOURCE / "paper"),

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from iterlens.io import read_table
+from iterlens.report.paper_figures import figure_entries
 
 SCHEMA_VERSION = 1
 LENSES = ["logit", "tuned", "shared", "probe"]
@@ -48,7 +49,7 @@ OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 def digits_for(column: str) -> int:
     """Decimals a column is printed with: 3 for accuracies and shares, 0 for counts, else 2."""
-    if re.search(r"(layer|depth|n_layers|count|parameters|steps|tokens)(_lo|_hi)?$", column):
+    if re.search(r"(layer|depth|n_layers|count|params|parameters|steps|tokens)(_lo|_hi)?$", column):
         return 0
     if re.search(r"(acc|agree|share|accuracy)(_lo|_hi)?$", column):
         return 3
@@ -332,7 +333,7 @@ def collect(
         + sorted({k.split(".", 1)[1] for k in vals.values if k.endswith("_frac")}),
         "loss_models": loss_rows,
         "layer_tables": layer_tables,
-        "figures": sorted((_figure(f, root, captions) for f in figures), key=_figure_order),
+        "figures": figure_entries(figures, root, captions),
         "config": _config_values(config or {}),
     }
 
@@ -354,49 +355,4 @@ def _config_values(config: dict[str, Any]) -> dict[str, Any]:
         "lm": {k: lm[k] for k in keep if k in lm},
         "vocab_size": config.get("tokenizer", {}).get("vocab_size"),
         "extract": {k: v for k, v in config.get("extract", {}).items() if k.endswith("_tokens")},
-    }
-
-
-# Figure groups, in the order the paper shows them.
-GROUPS = [
-    ("lm_", "The language model"),
-    ("cnn_plain_", "The plain CNN"),
-    ("cnn_residual_", "The residual CNN"),
-    ("", "Across models"),
-]
-
-
-def caption_of(stem: str, captions: str | Path) -> str:
-    """The ``snakemake --report`` caption of a figure, as plain text (``rst`` literals unquoted).
-
-    A figure ``<family>_<name>.png`` takes ``<name>.rst``; ``<stem>.rst`` wins if it exists.
-    """
-    folder = Path(captions)
-    names = [stem] + [stem[len(p) :] for p, _ in GROUPS if p and stem.startswith(p)]
-    for name in names:
-        if (folder / f"{name}.rst").exists():
-            return " ".join((folder / f"{name}.rst").read_text().replace("``", "").split())
-    raise FileNotFoundError(f"no caption for figure '{stem}' in {folder} (add {stem}.rst)")
-
-
-FIGURE_ORDER = ["training", "lens_curves", "shared_lens", "transfer", "prediction_depth", "ranks"]
-
-
-def _figure_order(fig: dict[str, str]) -> tuple[int, int, str]:
-    group = [title for _, title in GROUPS].index(fig["group"])
-    rank = next(
-        (i for i, name in enumerate(FIGURE_ORDER) if fig["stem"].endswith(name)), len(FIGURE_ORDER)
-    )
-    return group, rank, fig["stem"]
-
-
-def _figure(path: str, root: str | Path, captions: str | Path) -> dict[str, str]:
-    rel = Path(path).resolve().relative_to(Path(root).resolve())
-    stem = rel.stem
-    group = next(title for prefix, title in GROUPS if stem.startswith(prefix))
-    return {
-        "path": rel.as_posix(),
-        "stem": stem,
-        "group": group,
-        "caption": caption_of(stem, captions),
     }
