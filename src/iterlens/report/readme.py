@@ -127,7 +127,8 @@ def _findings(v: dict[str, Any]) -> list[str]:
         if "vision_summary.cnn_plain.eval_acc" in v["values"]:
             says.append(
                 "Eval accuracy of the CNN twins: plain "
-                f"{_n(v, 'vision_summary.cnn_plain.eval_acc')}, residual {_n(v, 'vision_summary.cnn_residual.eval_acc')} "
+                f"{_n(v, 'vision_summary.cnn_plain.eval_acc')}, residual "
+                f"{_n(v, 'vision_summary.cnn_residual.eval_acc')} "
                 f"({_n(v, 'vision_summary.cnn_plain.n_params')} and "
                 f"{_n(v, 'vision_summary.cnn_residual.n_params')} parameters)."
             )
