@@ -35,12 +35,17 @@ CONFIG = {
 }
 
 
-def pdf_text(pdf: Path) -> str:
-    """The PDF's text up to its references, whitespace collapsed."""
+def pdf_text(pdf: Path, layout: bool = False) -> str:
+    """The PDF's text up to its references, whitespace collapsed (``layout``: one line a row)."""
     text = subprocess.run(
-        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    return " ".join(text.rsplit("References", 1)[0].split())
+        ["pdftotext", *(["-layout"] if layout else []), str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.rsplit("References", 1)[0]
+    if layout:
+        return "\n".join(" ".join(line.split()) for line in text.splitlines())
+    return " ".join(text.split())
 
 
 def build_fake(tmp_path: Path, **kwargs) -> tuple[dict, str]:
@@ -69,23 +74,24 @@ def build_fake(tmp_path: Path, **kwargs) -> tuple[dict, str]:
     return values, pdf_text(tmp_path / "paper.pdf")
 
 
-def check_numbers(values: dict, text: str, root: Path) -> None:
+def check_numbers(values: dict, text: str, root: Path, pdf: Path) -> None:
     """Each value recomputes from its table; each decimal in the text is one of the values."""
     for name, entry in values["values"].items():
         assert fmt(evaluate(entry["spec"], root), entry["digits"]) == entry["text"], name
     printed = {e["text"] for e in values["values"].values()}
     stray = [x for x in DECIMAL.findall(text) if x not in printed]
     assert not stray, f"numbers in the PDF that are no named value: {stray}"
+    rows = pdf_text(pdf, layout=True).splitlines()
     for table in values["layer_tables"]:
         for row in table["rows"]:
             cells = " ".join(values["values"][name]["text"] for name in row["names"])
-            assert f"{row['label']} {cells}" in text
+            assert f"{row['label']} {cells}" in rows, (table["model"], row["label"])
 
 
 @needs_poppler
 def test_fake_paper_numbers_and_sentences(tmp_path):
     values, text = build_fake(tmp_path, intervals=True)
-    check_numbers(values, text, tmp_path / "results")
+    check_numbers(values, text, tmp_path / "results", tmp_path / "paper.pdf")
     v = values["values"]
     adj = "cnn_residual.transfer_ce_penalty_adjacent_bits"
     assert (
@@ -102,7 +108,7 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
 @needs_poppler
 def test_fake_paper_without_vision_or_intervals(tmp_path):
     values, text = build_fake(tmp_path, vision=False)
-    check_numbers(values, text, tmp_path / "results")
+    check_numbers(values, text, tmp_path / "results", tmp_path / "paper.pdf")
     assert "The vision control is disabled in this run." in text
     assert "carry no bootstrap intervals" in text
     assert "cnn_plain" not in text
@@ -141,7 +147,7 @@ def test_smoke_paper_numbers_match_tables(smoke_run):
     paper = smoke_run / "results" / "paper"
     values = json.loads((paper / "values.json").read_text())
     text = pdf_text(paper / "paper.pdf")
-    check_numbers(values, text, smoke_run / "results")
+    check_numbers(values, text, smoke_run / "results", paper / "paper.pdf")
     import pandas as pd
 
     headline = pd.read_csv(smoke_run / "results/tables/headline.csv").set_index("model")

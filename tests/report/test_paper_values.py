@@ -72,7 +72,12 @@ def test_values_match_their_tables_and_claims_follow_them(tmp_path):
         "vocab": False,
         "release": False,
     }
-    assert [t["model"] for t in out["layer_tables"]] == ["lm", "cnn_plain", "cnn_residual"]
+    assert [t["model"] for t in out["layer_tables"]] == [
+        "lm",
+        "lm_random",
+        "cnn_plain",
+        "cnn_residual",
+    ]
 
 
 def test_claims_flip_with_the_numbers(tmp_path):

@@ -36,7 +36,7 @@ rule paper:
     input:
         values="results/paper/values.json",
         figures=paper_figures,
-        source=[str(SOURCE / "paper" / name) for name in ("paper.typ", "lib.typ", "refs.bib")],
+        source=[str(SOURCE / "paper" / name) for name in ("paper.typ", "lib.typ", "refs.bib", "paper.css")],
         citation=str(SOURCE / "CITATION.cff"),
     output:
         pdf=report("results/paper/paper.pdf", caption="../report/paper.rst", category="Paper"),

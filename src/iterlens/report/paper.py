@@ -61,7 +61,7 @@ def render(
     with tempfile.TemporaryDirectory(prefix="iterlens-paper-") as tmp:
         build = Path(tmp)
         for path in source.iterdir():
-            if path.suffix in (".typ", ".bib"):
+            if path.suffix in (".typ", ".bib", ".css"):
                 shutil.copy2(path, build / path.name)
         for fig in data["figures"]:
             target = build / fig["path"]

@@ -311,7 +311,10 @@ def collect(
     vals = Values(root)
     models = list(read_table(vals.root / "tables/headline.csv")["model"])
     _headline(vals, models)
-    layer_tables = [_layers(vals, m) for m in models if not m.endswith("_random")]
+    # Per-layer tables: every trained model, and the untrained LM (its control).
+    layer_tables = [
+        _layers(vals, m) for m in models if not m.endswith("_random") or m == "lm_random"
+    ]
     loss_rows = _simple_table(vals, "tables/lm_summary.csv", "model")
     _simple_table(vals, "tables/vision_summary.csv", _vision_key(vals.root))
     _claims(vals)

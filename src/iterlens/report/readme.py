@@ -97,6 +97,10 @@ def _findings(v: dict[str, Any]) -> list[str]:
         f"{_n(v, 'lm.shared_penalty_upper_max')} bits of their own tuned lenses, the "
         f"embeddings (layer 0) at {_n(v, 'lm.shared.ce_bits_penalty.layer0')}."
     )
+    says.append(
+        "The untrained LM's output is nearly uniform, so every lens on it is trivially close to "
+        f"final (adjacent transfer {_n(v, 'lm_random.transfer_ce_penalty_adjacent_bits')} bits)."
+    )
     if v["has"]["vision"]:
         residual = _claim(v, "residual_transfers_better")
         verdict = "does better" if residual else "does not do better"
