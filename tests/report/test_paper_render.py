@@ -54,13 +54,16 @@ def build_fake(tmp_path: Path, **kwargs) -> tuple[dict, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    root = write_fake_results(tmp_path / "results", **kwargs)
+    root = write_fake_results(tmp_path / "run", **kwargs)
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0], color="tab:red")
-    fig.savefig(root / "figures" / "lm_transfer.png")
+    fig.savefig(root / "results" / "figures" / "lm_transfer.png")
     plt.close(fig)
     values = collect(
-        root, [str(root / "figures" / "lm_transfer.png")], ROOT / "workflow/report", CONFIG
+        root,
+        [str(root / "results" / "figures" / "lm_transfer.png")],
+        ROOT / "workflow/report",
+        CONFIG,
     )
     write_json(values, tmp_path / "values.json")
     render(
@@ -91,7 +94,7 @@ def check_numbers(values: dict, text: str, root: Path, pdf: Path) -> None:
 @needs_poppler
 def test_fake_paper_numbers_and_sentences(tmp_path):
     values, text = build_fake(tmp_path, intervals=True)
-    check_numbers(values, text, tmp_path / "results", tmp_path / "paper.pdf")
+    check_numbers(values, text, tmp_path / "run", tmp_path / "paper.pdf")
     v = values["values"]
     adj = "cnn_residual.transfer_ce_penalty_adjacent_bits"
     assert (
@@ -108,7 +111,7 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
 @needs_poppler
 def test_fake_paper_without_vision_or_intervals(tmp_path):
     values, text = build_fake(tmp_path, vision=False)
-    check_numbers(values, text, tmp_path / "results", tmp_path / "paper.pdf")
+    check_numbers(values, text, tmp_path / "run", tmp_path / "paper.pdf")
     assert "The vision control is disabled in this run." in text
     assert "carry no bootstrap intervals" in text
     assert "cnn_plain" not in text
@@ -119,12 +122,12 @@ def test_fake_paper_sentence_follows_a_reversed_result(tmp_path):
     import pandas as pd
 
     root = write_fake_results(tmp_path / "first")
-    headline = pd.read_csv(root / "tables/headline.csv")
+    headline = pd.read_csv(root / "results/tables/headline.csv")
     plain = headline.loc[headline.model == "cnn_plain", "transfer_ce_penalty_adjacent_bits"]
     headline.loc[headline.model == "cnn_residual", "transfer_ce_penalty_adjacent_bits"] = (
         float(plain.iloc[0]) + 1
     )
-    headline.to_csv(root / "tables/headline.csv", index=False)
+    headline.to_csv(root / "results/tables/headline.csv", index=False)
     values = collect(root, [], ROOT / "workflow/report", CONFIG)
     write_json(values, tmp_path / "v.json")
     render(
@@ -147,7 +150,7 @@ def test_smoke_paper_numbers_match_tables(smoke_run):
     paper = smoke_run / "results" / "paper"
     values = json.loads((paper / "values.json").read_text())
     text = pdf_text(paper / "paper.pdf")
-    check_numbers(values, text, smoke_run / "results", paper / "paper.pdf")
+    check_numbers(values, text, smoke_run, paper / "paper.pdf")
     import pandas as pd
 
     headline = pd.read_csv(smoke_run / "results/tables/headline.csv").set_index("model")

@@ -49,11 +49,11 @@ def test_values_match_their_tables_and_claims_follow_them(tmp_path):
     root = write_fake_results(tmp_path)
     out = collect(root, [], CAPTIONS, {"lm": {"n_layer": 4}})
     values = out["values"]
-    headline = pd.read_csv(root / "tables/headline.csv").set_index("model")
+    headline = pd.read_csv(root / "results/tables/headline.csv").set_index("model")
     lm_adj = headline.loc["lm", "transfer_ce_penalty_adjacent_bits"]
     assert values["lm.transfer_ce_penalty_adjacent_bits"]["value"] == pytest.approx(lm_adj)
     assert values["lm.transfer_ce_penalty_adjacent_bits"]["text"] == f"{lm_adj:.2f}"
-    metrics = pd.read_csv(root / "tables/lm/lens_metrics.csv").set_index(["lens", "layer"])
+    metrics = pd.read_csv(root / "results/tables/lm/lens_metrics.csv").set_index(["lens", "layer"])
     shared0 = metrics.loc[("shared", 0), "ce_bits"] - metrics.loc[("tuned", 0), "ce_bits"]
     assert values["lm.shared.ce_bits_penalty.layer0"]["value"] == pytest.approx(shared0)
     for name, entry in values.items():  # every value recomputes from its own spec
@@ -82,12 +82,12 @@ def test_values_match_their_tables_and_claims_follow_them(tmp_path):
 
 def test_claims_flip_with_the_numbers(tmp_path):
     root = write_fake_results(tmp_path)
-    headline = pd.read_csv(root / "tables/headline.csv")
+    headline = pd.read_csv(root / "results/tables/headline.csv")
     swap = headline.set_index("model")["transfer_ce_penalty_adjacent_bits"]
     headline.loc[headline.model == "cnn_residual", "transfer_ce_penalty_adjacent_bits"] = (
         swap["cnn_plain"] + 1
     )
-    headline.to_csv(root / "tables/headline.csv", index=False)
+    headline.to_csv(root / "results/tables/headline.csv", index=False)
     out = collect(root, [], CAPTIONS)
     assert out["claims"]["residual_transfers_better"]["holds"] is False
 
@@ -108,11 +108,11 @@ def test_intervals_and_optional_inputs(tmp_path):
 
 def test_not_informative_values_are_absent(tmp_path):
     root = write_fake_results(tmp_path, vision=False)
-    headline = pd.read_csv(root / "tables/headline.csv")
+    headline = pd.read_csv(root / "results/tables/headline.csv")
     headline["transfer_ce_penalty_adjacent_frac"] = [
         0.25 if m == "lm" else math.nan for m in headline.model
     ]
-    headline.to_csv(root / "tables/headline.csv", index=False)
+    headline.to_csv(root / "results/tables/headline.csv", index=False)
     out = collect(root, [], CAPTIONS)
     assert out["values"]["lm.transfer_ce_penalty_adjacent_frac"]["text"] == "0.25"
     assert "lm_random.transfer_ce_penalty_adjacent_frac" not in out["values"]
@@ -122,11 +122,11 @@ def test_not_informative_values_are_absent(tmp_path):
 def test_figures_take_the_report_captions(tmp_path):
     root = write_fake_results(tmp_path)
     for stem in ("comparison", "lm_transfer", "lm_training", "cnn_plain_transfer"):
-        (root / "figures" / f"{stem}.png").write_bytes(b"")
+        (root / "results" / "figures" / f"{stem}.png").write_bytes(b"")
     out = collect(
         root,
         [
-            str(root / "figures" / f"{s}.png")
+            str(root / "results" / "figures" / f"{s}.png")
             for s in ("comparison", "lm_transfer", "cnn_plain_transfer", "lm_training")
         ],
         CAPTIONS,

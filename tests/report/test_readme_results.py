@@ -8,13 +8,13 @@ from iterlens.report.readme import END, START, results_block, splice
 
 
 def fake_values(tmp_path, **kwargs):
-    root = write_fake_results(tmp_path / "results", **kwargs)
+    root = write_fake_results(tmp_path / "run", **kwargs)
     return collect(root, [], ROOT / "workflow" / "report")
 
 
 def test_block_is_deterministic_and_made_of_named_values(tmp_path):
     values = fake_values(tmp_path, intervals=True)
-    again = collect(tmp_path / "results", [], ROOT / "workflow" / "report")
+    again = collect(tmp_path / "run", [], ROOT / "workflow" / "report")
     block = results_block(values)
     assert block == results_block(again)
     v = values["values"]

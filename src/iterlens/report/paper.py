@@ -36,24 +36,24 @@ def citation_meta(citation: str | Path) -> dict[str, Any]:
 def render(
     source: str | Path,
     values: str | Path,
-    results: str | Path,
+    workdir: str | Path,
     citation: str | Path,
     pdf: str | Path,
     html: str | Path,
 ) -> None:
-    """Compile the paper in ``source`` with ``values`` (figures read under ``results``).
+    """Compile the paper in ``source`` with ``values`` (figures read under ``workdir``).
 
     Args:
         source: folder of the manuscript (``paper.typ`` and what it includes).
         values: the ``values.json`` written by :func:`iterlens.report.paper_values.collect`.
-        results: the results folder the figure paths in ``values`` are relative to.
+        workdir: the run's directory, which the figure paths in ``values`` are relative to.
         citation: ``CITATION.cff``, for title, version and authors.
         pdf: output PDF path.
         html: output HTML path (self-contained).
     """
     import typst
 
-    source, results = Path(source), Path(results)
+    source, workdir = Path(source), Path(workdir)
     if not (source / MAIN).exists():
         raise FileNotFoundError(f"no manuscript: {source / MAIN}")
     data = read_json(values)
@@ -66,9 +66,9 @@ def render(
         for fig in data["figures"]:
             target = build / fig["path"]
             target.parent.mkdir(parents=True, exist_ok=True)
-            if not (results / fig["path"]).exists():
-                raise FileNotFoundError(f"figure missing: {results / fig['path']}")
-            shutil.copy2(results / fig["path"], target)
+            if not (workdir / fig["path"]).exists():
+                raise FileNotFoundError(f"figure missing: {workdir / fig['path']}")
+            shutil.copy2(workdir / fig["path"], target)
         write_json(data, build / "values.json")
         for out, fmt in ((pdf, "pdf"), (html, "html")):
             with atomic_path(out) as part:

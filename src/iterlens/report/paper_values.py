@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from iterlens import artifacts as A
 from iterlens.io import read_table
 from iterlens.report.paper_figures import figure_entries
 
@@ -44,6 +45,8 @@ HEADLINE_COLUMNS = [
     "probe_best_top1_acc",
     "probe_plateau_layer",
 ]
+# Outputs of later stages the paper reports on when a run has them.
+OPTIONAL_DIRS = {"vocab": "results/vocab", "release": "results/release"}
 OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 
@@ -149,7 +152,7 @@ class Values:
 
 
 def _headline(vals: Values, models: list[str]) -> None:
-    table = "tables/headline.csv"
+    table = A.HEADLINE
     frame = read_table(vals.root / table)
     for model in models:
         for column in frame.columns:
@@ -164,7 +167,7 @@ def _headline(vals: Values, models: list[str]) -> None:
 
 
 def _layers(vals: Values, model: str) -> dict[str, Any]:
-    table = f"tables/{model}/lens_metrics.csv"
+    table = A.LENS_METRICS.format(model=model)
     n_layers = int(read_table(vals.root / table)["layer"].max())
     rows = []
     for label, lens, column, minus in LAYER_ROWS:
@@ -300,23 +303,24 @@ def collect(
     captions: str | Path,
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every named value of the paper, from the tables under ``root`` (the results folder).
+    """Every named value of the paper, from the tables of the run in ``root``.
 
     Args:
-        root: the results folder; table paths in specs are relative to it.
+        root: the run's working directory (holding ``results/``); table paths in specs, and
+            figure paths, are relative to it.
         figures: figure files (under ``root``) the paper shows, in order.
         captions: folder of ``<figure>.rst`` captions (those of ``snakemake --report``).
         config: the run's validated config (for model sizes); optional.
     """
     vals = Values(root)
-    models = list(read_table(vals.root / "tables/headline.csv")["model"])
+    models = list(read_table(vals.root / A.HEADLINE)["model"])
     _headline(vals, models)
     # Per-layer tables: every trained model, and the untrained LM (its control).
     layer_tables = [
         _layers(vals, m) for m in models if not m.endswith("_random") or m == "lm_random"
     ]
-    loss_rows = _simple_table(vals, "tables/lm_summary.csv", "model")
-    _simple_table(vals, "tables/vision_summary.csv", _vision_key(vals.root))
+    loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
+    _simple_table(vals, A.VISION_SUMMARY, "model")
     _claims(vals)
     has_frac = any(k.endswith("_frac") for k in vals.values)
     return {
@@ -328,8 +332,8 @@ def collect(
             "intervals": any(k.endswith("_lo") for k in vals.values),
             "frac": has_frac,
             "rotated": any("rotated" in m for m in models),
-            "vocab": _nonempty(vals.root / "vocab"),
-            "release": _nonempty(vals.root / "release"),
+            "vocab": _nonempty(vals.root / OPTIONAL_DIRS["vocab"]),
+            "release": _nonempty(vals.root / OPTIONAL_DIRS["release"]),
         },
         "models": models,
         "headline_columns": [c for c in HEADLINE_COLUMNS]
@@ -339,11 +343,6 @@ def collect(
         "figures": figure_entries(figures, root, captions),
         "config": _config_values(config or {}),
     }
-
-
-def _vision_key(root: Path) -> str:
-    path = root / "tables/vision_summary.csv"
-    return "model" if not path.exists() else str(read_table(path).columns[0])
 
 
 def _nonempty(path: Path) -> bool:

@@ -55,7 +55,7 @@ def results_block(values: dict[str, Any]) -> str:
             ],
         )
     for t in v["layer_tables"]:
-        out += ["", f"**{t['model']}** (L = {t['n_layers']}; `results/{t['source']}`)", ""]
+        out += ["", f"**{t['model']}** (L = {t['n_layers']}; `{t['source']}`)", ""]
         out += _table(
             ["layer"] + [str(i) for i in range(t["n_layers"] + 1)],
             [[r["label"]] + [_n(v, name) for name in r["names"]] for r in t["rows"]],
