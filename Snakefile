@@ -22,6 +22,8 @@ include: "workflow/rules/lenses.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/release.smk"
+# Last: its rule takes every other final target as input.
+include: "workflow/rules/paper.smk"
 
 
 rule all:

@@ -136,3 +136,82 @@ def smoke_lm(smoke_run):
         ActivationStore(root / "acts" / "eval"),
         smoke_run,
     )
+
+
+def write_fake_results(root: Path, vision: bool = True, intervals: bool = False) -> Path:
+    """Tables shaped like a run's (``root/results/tables``), from fixed numbers; return ``root``.
+
+    Per-layer lens metrics and transfer matrices are made up; the headline table is computed
+    from them by the package's own ``headline_table``, as the workflow does.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from iterlens.report.tables import headline_table
+
+    rng = np.random.default_rng(0)
+    nets = {"lm": 4, "lm_random": 4}
+    if vision:
+        nets |= {"cnn_plain": 3, "cnn_plain_random": 3, "cnn_residual": 3, "cnn_residual_random": 3}
+    tables = root / "results" / "tables"
+    metrics, transfers = [], []
+    for net, n_layers in nets.items():
+        (tables / net).mkdir(parents=True, exist_ok=True)
+        rows = []
+        for lens_rank, lens in enumerate(["logit", "tuned", "shared", "probe"]):
+            for layer in range(n_layers + 1):
+                rows.append(
+                    {
+                        "lens": lens,
+                        "layer": layer,
+                        "kl_bits": round(
+                            (n_layers - layer) * (2.0 - lens_rank * 0.4) + rng.uniform(0, 0.01), 4
+                        ),
+                        "ce_bits": round(
+                            5.0 + (n_layers - layer) * (1 - 0.2 * lens_rank) + rng.uniform(0, 0.01),
+                            4,
+                        ),
+                        "top1_acc": round(0.1 + 0.05 * layer + rng.uniform(0, 0.01), 4),
+                    }
+                )
+        pd.DataFrame(rows).to_csv(tables / net / "lens_metrics.csv", index=False)
+        pairs = [
+            {
+                "lens_layer": i,
+                "data_layer": j,
+                "distance": j - i,
+                "ce_penalty_bits": 0.0
+                if i == j
+                else round(
+                    abs(j - i) * (3.0 if net == "cnn_plain" else 0.5) + rng.uniform(0, 0.01), 4
+                ),
+            }
+            for i in range(n_layers + 1)
+            for j in range(n_layers + 1)
+        ]
+        pd.DataFrame(pairs).to_csv(tables / net / "transfer.csv", index=False)
+        metrics.append(str(tables / net / "lens_metrics.csv"))
+        transfers.append(str(tables / net / "transfer.csv"))
+    headline = headline_table(metrics, transfers)
+    if intervals:
+        for col in ("transfer_ce_penalty_adjacent_bits", "tuned_kl_mean_bits"):
+            headline[f"{col}_lo"] = headline[col] - 0.125
+            headline[f"{col}_hi"] = headline[col] + 0.125
+    headline.to_csv(tables / "headline.csv", index=False)
+    pd.DataFrame(
+        [
+            {"model": "unigram", "ce_bits": 9.3834, "ce_nats": 6.5041},
+            {"model": "lm", "ce_bits": 6.8331, "ce_nats": 4.7364, "bits_per_byte": 1.5612},
+            {"model": "lm_random", "ce_bits": 12.0291, "ce_nats": 8.3379, "bits_per_byte": 2.7481},
+        ]
+    ).to_csv(tables / "lm_summary.csv", index=False)
+    if vision:
+        pd.DataFrame(
+            [
+                {"model": "cnn_plain", "n_params": 1762, "eval_acc": 0.6562},
+                {"model": "cnn_residual", "n_params": 1762, "eval_acc": 0.3371},
+            ]
+        ).to_csv(tables / "vision_summary.csv", index=False)
+    figures = root / "results" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    return root

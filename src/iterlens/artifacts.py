@@ -77,3 +77,10 @@ def shard_path(folder: str | Path, index: int) -> Path:
 def model_of_table(path: str | Path) -> str:
     """The probed model a per-model table belongs to: its folder's name."""
     return Path(path).parent.name
+
+
+# ---------------------------------------------------------------- the paper
+PAPER_DIR = "results/paper"
+PAPER_VALUES = PAPER_DIR + "/values.json"  # every number the paper and README print, by name
+PAPER_PDF = PAPER_DIR + "/paper.pdf"
+PAPER_HTML = PAPER_DIR + "/paper.html"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("iterlens")
 
-GROUPS = ("data", "models", "probing", "report", "hub")
+GROUPS = ("data", "models", "probing", "report", "hub", "paper")
 """Modules of :mod:`iterlens.cli` that define commands, in ``--help`` order."""
 
 

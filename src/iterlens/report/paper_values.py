@@ -1,0 +1,360 @@
+"""Named values for the paper and the README, each read from a table a rule wrote.
+
+Every number the manuscript prints is an entry of ``values.json``: its value, the text it is
+printed as, the table it comes from and a *spec* saying how it was computed (rows selected,
+column, reduction). :func:`evaluate` recomputes a value from its spec, so a test can check
+every printed number against its source. Statements of direction ("the residual twin
+transfers better") are boolean *claims* computed from named values; the prose picks its
+sentence from them. Inputs that a run may lack (the vision control, intervals, normalised
+penalties, rotated twins, vocabulary pages, the release) make their values absent and their
+``has`` flag false, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iterlens import artifacts as A
+from iterlens.io import read_table
+from iterlens.report.paper_figures import figure_entries
+
+SCHEMA_VERSION = 1
+LENSES = ["logit", "tuned", "shared", "probe"]
+# Per-layer rows of the paper's layer tables: (row label, lens, column, minus-lens or None).
+LAYER_ROWS = [
+    ("KL logit lens", "logit", "kl_bits", None),
+    ("KL tuned lens", "tuned", "kl_bits", None),
+    ("shared-lens CE penalty", "shared", "ce_bits", "tuned"),
+    ("probe top-1 acc", "probe", "top1_acc", None),
+]
+# Headline columns printed in the paper's and README's headline tables, in order.
+HEADLINE_COLUMNS = [
+    "transfer_ce_penalty_adjacent_bits",
+    "transfer_ce_penalty_far_bits",
+    "shared_ce_penalty_mean_bits",
+    "shared_ce_penalty_max_bits",
+    "logit_kl_mean_bits",
+    "tuned_kl_mean_bits",
+    "probe_best_top1_acc",
+    "probe_plateau_layer",
+]
+# Outputs of later stages the paper reports on when a run has them.
+OPTIONAL_DIRS = {"vocab": "results/vocab", "release": "results/release"}
+OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
+
+
+def digits_for(column: str) -> int:
+    """Decimals a column is printed with: 3 for accuracies and shares, 0 for counts, else 2."""
+    if re.search(r"(layer|depth|n_layers|count|params|parameters|steps|tokens)(_lo|_hi)?$", column):
+        return 0
+    if re.search(r"(acc|agree|share|accuracy)(_lo|_hi)?$", column):
+        return 3
+    return 2
+
+
+def fmt(value: float, digits: int) -> str:
+    """Print ``value`` with ``digits`` decimals; a value that rounds to zero prints unsigned."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if re.fullmatch(r"-0\.?0*", text) else text
+
+
+def _select(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
+    mask = pd.Series(True, index=df.index)
+    for key, want in where.items():
+        if key not in df.columns:
+            raise ValueError(f"no column '{key}' to select on; columns: {list(df.columns)}")
+        mask &= df[key].isin(want) if isinstance(want, list) else df[key] == want
+    return df[mask]
+
+
+def evaluate(spec: dict[str, Any], root: str | Path = ".") -> float:
+    """Recompute a value from its spec, reading ``spec['table']`` under ``root``.
+
+    Spec keys: ``table``; ``where`` (column -> value or list of values); ``column``; ``agg``
+    (``first`` (exactly one row), ``mean``, ``min``, ``max``); optional ``minus`` (a ``where``
+    override whose rows, paired on ``pair_on``, are subtracted before the reduction).
+    """
+    df = read_table(Path(root) / spec["table"])
+    rows = _select(df, spec.get("where", {}))
+    if spec["column"] not in df.columns:
+        raise ValueError(f"{spec['table']} has no column '{spec['column']}'")
+    pair = spec.get("pair_on")
+    series = rows.set_index(pair)[spec["column"]] if pair else rows[spec["column"]]
+    if "minus" in spec:
+        other = _select(df, {**spec.get("where", {}), **spec["minus"]})
+        series = series - other.set_index(pair)[spec["column"]]
+    if series.empty:
+        raise ValueError(f"no rows in {spec['table']} for {spec}")
+    series = series.dropna()
+    if series.empty:
+        return math.nan  # the rows exist, the value is undefined (not informative)
+    if spec["agg"] == "first":
+        if len(series) != 1:
+            raise ValueError(f"{len(series)} rows in {spec['table']} for {spec}, expected one")
+        return float(series.iloc[0])
+    return float(getattr(series, spec["agg"])())
+
+
+class Values:
+    """The collection of named values, claims, tables and figures written to ``values.json``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.values: dict[str, dict[str, Any]] = {}
+        self.claims: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, spec: dict[str, Any], how: str, digits: int | None = None) -> None:
+        """Evaluate ``spec`` and record it as ``name``.
+
+        Also records ``name_lo``/``name_hi`` when the table carries interval columns
+        ``<column>_lo``/``<column>_hi``; a value that is undefined (NaN) is left out.
+        """
+        digits = digits_for(spec["column"]) if digits is None else digits
+        value = evaluate(spec, self.root)
+        if not math.isfinite(value):
+            return  # not informative (e.g. a normalised penalty of an untrained net)
+        self.values[name] = {
+            "value": value,
+            "text": fmt(value, digits),
+            "digits": digits,
+            "source": spec["table"],
+            "how": how,
+            "spec": spec,
+        }
+        columns = read_table(self.root / spec["table"]).columns
+        if "minus" in spec or spec["column"].endswith(("_lo", "_hi")):
+            return
+        for end in ("lo", "hi"):
+            if f"{spec['column']}_{end}" in columns:
+                self.add(
+                    f"{name}_{end}",
+                    {**spec, "column": f"{spec['column']}_{end}"},
+                    f"{how}; 95% bootstrap bound ({end})",
+                    digits,
+                )
+
+    def claim(self, name: str, left: str, op: str, right: str | float, says: str) -> None:
+        """Record the claim ``left op right`` over named values (None if one is missing)."""
+        lhs = self.values.get(left)
+        rhs = right if isinstance(right, float | int) else self.values.get(right)
+        ok = None
+        if lhs is not None and rhs is not None:
+            r = rhs if isinstance(rhs, float | int) else rhs["value"]
+            ok = bool(OPS[op](lhs["value"], r))
+        self.claims[name] = {"holds": ok, "left": left, "op": op, "right": right, "says": says}
+
+
+def _headline(vals: Values, models: list[str]) -> None:
+    table = A.HEADLINE
+    frame = read_table(vals.root / table)
+    for model in models:
+        for column in frame.columns:
+            if column in ("model",) or column.endswith(("_lo", "_hi")):
+                continue
+            if pd.api.types.is_numeric_dtype(frame[column]):
+                vals.add(
+                    f"{model}.{column}",
+                    {"table": table, "where": {"model": model}, "column": column, "agg": "first"},
+                    f"headline row of {model}, column {column}",
+                )
+
+
+def _layers(vals: Values, model: str) -> dict[str, Any]:
+    table = A.LENS_METRICS.format(model=model)
+    n_layers = int(read_table(vals.root / table)["layer"].max())
+    rows = []
+    for label, lens, column, minus in LAYER_ROWS:
+        names = []
+        for layer in range(n_layers + 1):
+            name = f"{model}.{lens}.{column}{'_penalty' if minus else ''}.layer{layer}"
+            spec = {
+                "table": table,
+                "where": {"lens": lens, "layer": layer},
+                "column": column,
+                "agg": "first",
+            }
+            how = f"{lens} lens, layer {layer}, column {column}"
+            if minus:
+                spec.update(minus={"lens": minus}, pair_on="layer")
+                how += f" minus the {minus} lens's"
+            vals.add(name, spec, how)
+            names.append(name)
+        rows.append({"label": label, "names": names})
+    # Summaries over layers 1..L (layer 0, the embeddings or stem, is reported apart).
+    upper = list(range(1, n_layers + 1))
+    shared = {
+        "table": table,
+        "where": {"lens": "shared", "layer": upper},
+        "column": "ce_bits",
+        "minus": {"lens": "tuned"},
+        "pair_on": "layer",
+    }
+    for agg in ("min", "max"):
+        vals.add(
+            f"{model}.shared_penalty_upper_{agg}",
+            {**shared, "agg": agg},
+            f"{agg} over layers 1..L of shared minus tuned CE",
+        )
+    below = list(range(n_layers))
+    vals.add(
+        f"{model}.tuned_minus_logit_kl_max",
+        {
+            "table": table,
+            "where": {"lens": "tuned", "layer": below},
+            "column": "kl_bits",
+            "minus": {"lens": "logit"},
+            "pair_on": "layer",
+            "agg": "max",
+        },
+        "max over layers 0..L-1 of tuned minus logit-lens KL",
+    )
+    for end, layer in (("first", 0), ("last", n_layers)):
+        vals.add(
+            f"{model}.probe_top1_acc_{end}",
+            {
+                "table": table,
+                "where": {"lens": "probe", "layer": layer},
+                "column": "top1_acc",
+                "agg": "first",
+            },
+            f"probe top-1 accuracy, layer {layer}",
+        )
+    return {"model": model, "n_layers": n_layers, "source": table, "rows": rows}
+
+
+def _simple_table(vals: Values, table: str, key: str) -> list[str]:
+    path = vals.root / table
+    if not path.exists():
+        return []
+    frame = read_table(path)
+    for _, row in frame.iterrows():
+        for column in frame.columns:
+            if (
+                column != key
+                and pd.api.types.is_numeric_dtype(frame[column])
+                and not column.endswith(("_lo", "_hi"))
+                and pd.notna(row[column])
+            ):
+                vals.add(
+                    f"{table.split('/')[-1][:-4]}.{row[key]}.{column}",
+                    {"table": table, "where": {key: row[key]}, "column": column, "agg": "first"},
+                    f"row {row[key]}, column {column}",
+                )
+    return list(frame[key])
+
+
+def _claims(vals: Values) -> None:
+    c = vals.claim
+    c(
+        "tuned_beats_logit",
+        "lm.tuned_minus_logit_kl_max",
+        "<",
+        0.0,
+        "the tuned lens has lower KL than the logit lens at every layer 0..L-1 of the LM",
+    )
+    c(
+        "lm_far_worse",
+        "lm.transfer_ce_penalty_far_bits",
+        ">",
+        "lm.transfer_ce_penalty_adjacent_bits",
+        "LM transfer is worse between far layers",
+    )
+    c(
+        "residual_transfers_better",
+        "cnn_residual.transfer_ce_penalty_adjacent_bits",
+        "<",
+        "cnn_plain.transfer_ce_penalty_adjacent_bits",
+        "the residual CNN transfers better between adjacent blocks than the plain CNN",
+    )
+    c(
+        "residual_transfers_better_clear",
+        "cnn_residual.transfer_ce_penalty_adjacent_bits_hi",
+        "<",
+        "cnn_plain.transfer_ce_penalty_adjacent_bits_lo",
+        "... and the two 95% intervals do not overlap",
+    )
+    c(
+        "lm_transfers_better_than_plain",
+        "lm.transfer_ce_penalty_adjacent_bits",
+        "<",
+        "cnn_plain.transfer_ce_penalty_adjacent_bits",
+        "the LM transfers better between adjacent layers than the plain CNN",
+    )
+    for net in ("lm", "cnn_plain", "cnn_residual"):
+        c(
+            f"{net}_probe_rises",
+            f"{net}.probe_top1_acc_last",
+            ">",
+            f"{net}.probe_top1_acc_first",
+            f"free-probe accuracy of {net} is higher at the last layer than at layer 0",
+        )
+
+
+def collect(
+    root: str | Path,
+    figures: Sequence[str],
+    captions: str | Path,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every named value of the paper, from the tables of the run in ``root``.
+
+    Args:
+        root: the run's working directory (holding ``results/``); table paths in specs, and
+            figure paths, are relative to it.
+        figures: figure files (under ``root``) the paper shows, in order.
+        captions: folder of ``<figure>.rst`` captions (those of ``snakemake --report``).
+        config: the run's validated config (for model sizes); optional.
+    """
+    vals = Values(root)
+    models = list(read_table(vals.root / A.HEADLINE)["model"])
+    _headline(vals, models)
+    # Per-layer tables: every trained model, and the untrained LM (its control).
+    layer_tables = [
+        _layers(vals, m) for m in models if not m.endswith("_random") or m == "lm_random"
+    ]
+    loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
+    _simple_table(vals, A.VISION_SUMMARY, "model")
+    _claims(vals)
+    has_frac = any(k.endswith("_frac") for k in vals.values)
+    return {
+        "schema": SCHEMA_VERSION,
+        "values": vals.values,
+        "claims": vals.claims,
+        "has": {
+            "vision": any(m.startswith("cnn_") for m in models),
+            "intervals": any(k.endswith("_lo") for k in vals.values),
+            "frac": has_frac,
+            "rotated": any("rotated" in m for m in models),
+            "vocab": _nonempty(vals.root / OPTIONAL_DIRS["vocab"]),
+            "release": _nonempty(vals.root / OPTIONAL_DIRS["release"]),
+        },
+        "models": models,
+        "headline_columns": [c for c in HEADLINE_COLUMNS]
+        + sorted({k.split(".", 1)[1] for k in vals.values if k.endswith("_frac")}),
+        "loss_models": loss_rows,
+        "layer_tables": layer_tables,
+        "figures": figure_entries(figures, root, captions),
+        "config": _config_values(config or {}),
+    }
+
+
+def _nonempty(path: Path) -> bool:
+    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
+
+
+def _config_values(config: dict[str, Any]) -> dict[str, Any]:
+    lm = config.get("lm", {})
+    keep = ("model", "n_layer", "n_embd", "n_head", "steps", "batch_size", "seq_len")
+    return {
+        "seed": config.get("seed"),
+        "lm": {k: lm[k] for k in keep if k in lm},
+        "vocab_size": config.get("tokenizer", {}).get("vocab_size"),
+        "extract": {k: v for k, v in config.get("extract", {}).items() if k.endswith("_tokens")},
+    }

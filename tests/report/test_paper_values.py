@@ -1,0 +1,147 @@
+import math
+
+import pandas as pd
+import pytest
+from conftest import ROOT, write_fake_results
+
+from iterlens.report.paper_figures import caption_of
+from iterlens.report.paper_values import collect, digits_for, evaluate, fmt
+
+CAPTIONS = ROOT / "workflow" / "report"
+
+
+def test_fmt_and_digits():
+    assert fmt(0.4949, 2) == "0.49"
+    assert fmt(-0.001, 2) == "0.00"  # rounds to zero: printed unsigned
+    assert fmt(-0.25, 2) == "-0.25"
+    assert fmt(3.0, 0) == "3"
+    assert digits_for("probe_best_top1_acc") == 3
+    assert digits_for("probe_plateau_layer") == 0
+    assert digits_for("transfer_ce_penalty_far_bits_lo") == 2
+    assert digits_for("top1_acc_hi") == 3
+
+
+def test_evaluate_by_hand(tmp_path):
+    pd.DataFrame(
+        {
+            "lens": ["a", "a", "a", "b", "b", "b"],
+            "layer": [0, 1, 2, 0, 1, 2],
+            "x": [1.0, 4.0, 10.0, 0.5, 1.0, 2.0],
+        }
+    ).to_csv(tmp_path / "t.csv", index=False)
+    spec = {"table": "t.csv", "where": {"lens": "a", "layer": 1}, "column": "x", "agg": "first"}
+    assert evaluate(spec, tmp_path) == 4.0
+    upper = {"table": "t.csv", "where": {"lens": "a", "layer": [1, 2]}, "column": "x"}
+    assert evaluate({**upper, "agg": "mean"}, tmp_path) == 7.0
+    # a minus b, paired on layer: (4 - 1, 10 - 2) -> max 8, min 3
+    paired = {**upper, "minus": {"lens": "b"}, "pair_on": "layer"}
+    assert evaluate({**paired, "agg": "max"}, tmp_path) == 8.0
+    assert evaluate({**paired, "agg": "min"}, tmp_path) == 3.0
+    with pytest.raises(ValueError, match="expected one"):
+        evaluate({**upper, "agg": "first"}, tmp_path)
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        evaluate({**spec, "where": {"nope": 1}}, tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing table"):
+        evaluate({**spec, "table": "absent.csv"}, tmp_path)
+
+
+def test_values_match_their_tables_and_claims_follow_them(tmp_path):
+    root = write_fake_results(tmp_path)
+    out = collect(root, [], CAPTIONS, {"lm": {"n_layer": 4}})
+    values = out["values"]
+    headline = pd.read_csv(root / "results/tables/headline.csv").set_index("model")
+    lm_adj = headline.loc["lm", "transfer_ce_penalty_adjacent_bits"]
+    assert values["lm.transfer_ce_penalty_adjacent_bits"]["value"] == pytest.approx(lm_adj)
+    assert values["lm.transfer_ce_penalty_adjacent_bits"]["text"] == f"{lm_adj:.2f}"
+    metrics = pd.read_csv(root / "results/tables/lm/lens_metrics.csv").set_index(["lens", "layer"])
+    shared0 = metrics.loc[("shared", 0), "ce_bits"] - metrics.loc[("tuned", 0), "ce_bits"]
+    assert values["lm.shared.ce_bits_penalty.layer0"]["value"] == pytest.approx(shared0)
+    for name, entry in values.items():  # every value recomputes from its own spec
+        assert fmt(evaluate(entry["spec"], root), entry["digits"]) == entry["text"], name
+    # Directions: in the fake tables the plain CNN transfers worst and the tuned lens wins.
+    plain = headline.loc["cnn_plain", "transfer_ce_penalty_adjacent_bits"]
+    residual = headline.loc["cnn_residual", "transfer_ce_penalty_adjacent_bits"]
+    assert out["claims"]["residual_transfers_better"]["holds"] is bool(residual < plain) is True
+    assert out["claims"]["tuned_beats_logit"]["holds"] is True
+    assert out["claims"]["residual_transfers_better_clear"]["holds"] is None  # no intervals
+    assert out["has"] == {
+        "vision": True,
+        "intervals": False,
+        "frac": False,
+        "rotated": False,
+        "vocab": False,
+        "release": False,
+    }
+    assert [t["model"] for t in out["layer_tables"]] == [
+        "lm",
+        "lm_random",
+        "cnn_plain",
+        "cnn_residual",
+    ]
+
+
+def test_claims_flip_with_the_numbers(tmp_path):
+    root = write_fake_results(tmp_path)
+    headline = pd.read_csv(root / "results/tables/headline.csv")
+    swap = headline.set_index("model")["transfer_ce_penalty_adjacent_bits"]
+    headline.loc[headline.model == "cnn_residual", "transfer_ce_penalty_adjacent_bits"] = (
+        swap["cnn_plain"] + 1
+    )
+    headline.to_csv(root / "results/tables/headline.csv", index=False)
+    out = collect(root, [], CAPTIONS)
+    assert out["claims"]["residual_transfers_better"]["holds"] is False
+
+
+def test_intervals_and_optional_inputs(tmp_path):
+    root = write_fake_results(tmp_path, vision=False, intervals=True)
+    out = collect(root, [], CAPTIONS)
+    values = out["values"]
+    assert out["has"]["intervals"] and not out["has"]["vision"]
+    mid = values["lm.transfer_ce_penalty_adjacent_bits"]["value"]
+    assert values["lm.transfer_ce_penalty_adjacent_bits_lo"]["value"] == pytest.approx(mid - 0.125)
+    assert values["lm.transfer_ce_penalty_adjacent_bits_hi"]["spec"]["column"].endswith("_hi")
+    # claims about missing models are undecided, not false
+    assert out["claims"]["residual_transfers_better"]["holds"] is None
+    assert not any(k.startswith("cnn_") for k in values)
+    assert "vision_summary.cnn_plain.accuracy" not in values
+
+
+def test_not_informative_values_are_absent(tmp_path):
+    root = write_fake_results(tmp_path, vision=False)
+    headline = pd.read_csv(root / "results/tables/headline.csv")
+    headline["transfer_ce_penalty_adjacent_frac"] = [
+        0.25 if m == "lm" else math.nan for m in headline.model
+    ]
+    headline.to_csv(root / "results/tables/headline.csv", index=False)
+    out = collect(root, [], CAPTIONS)
+    assert out["values"]["lm.transfer_ce_penalty_adjacent_frac"]["text"] == "0.25"
+    assert "lm_random.transfer_ce_penalty_adjacent_frac" not in out["values"]
+    assert out["has"]["frac"] and "transfer_ce_penalty_adjacent_frac" in out["headline_columns"]
+
+
+def test_figures_take_the_report_captions(tmp_path):
+    root = write_fake_results(tmp_path)
+    for stem in ("comparison", "lm_transfer", "lm_training", "cnn_plain_transfer"):
+        (root / "results" / "figures" / f"{stem}.png").write_bytes(b"")
+    out = collect(
+        root,
+        [
+            str(root / "results" / "figures" / f"{s}.png")
+            for s in ("comparison", "lm_transfer", "cnn_plain_transfer", "lm_training")
+        ],
+        CAPTIONS,
+    )
+    assert [f["stem"] for f in out["figures"]] == [
+        "lm_training",
+        "lm_transfer",
+        "cnn_plain_transfer",
+        "comparison",
+    ]
+    transfer = " ".join((CAPTIONS / "transfer.rst").read_text().replace("``", "").split())
+    assert out["figures"][1]["caption"] == f"[lm] {transfer}"
+    assert out["figures"][3]["caption"] == " ".join(
+        (CAPTIONS / "comparison.rst").read_text().replace("``", "").split()
+    )
+    assert caption_of("cnn_residual_transfer", CAPTIONS) == transfer
+    with pytest.raises(FileNotFoundError, match="no caption for figure 'lm_nothing'"):
+        caption_of("lm_nothing", CAPTIONS)

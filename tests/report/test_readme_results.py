@@ -1,0 +1,59 @@
+import pytest
+from conftest import ROOT, write_fake_results
+
+from iterlens.cli import main
+from iterlens.io import write_json
+from iterlens.report.paper_values import collect
+from iterlens.report.readme import END, START, results_block, splice
+
+
+def fake_values(tmp_path, **kwargs):
+    root = write_fake_results(tmp_path / "run", **kwargs)
+    return collect(root, [], ROOT / "workflow" / "report")
+
+
+def test_block_is_deterministic_and_made_of_named_values(tmp_path):
+    values = fake_values(tmp_path, intervals=True)
+    again = collect(tmp_path / "run", [], ROOT / "workflow" / "report")
+    block = results_block(values)
+    assert block == results_block(again)
+    v = values["values"]
+    lm = next(t for t in values["layer_tables"] if t["model"] == "lm")
+    kl_row = "| KL tuned lens | " + " | ".join(v[n]["text"] for n in lm["rows"][1]["names"]) + " |"
+    assert kl_row in block.splitlines()
+    name = "cnn_residual.transfer_ce_penalty_adjacent_bits"
+    assert (
+        f"its twin with identity skips does better, the intervals apart ({v[name]['text']} "
+        f"[{v[name + '_lo']['text']}, {v[name + '_hi']['text']}] bits)"
+    ) in block
+    assert "| lm | 6.83 | 4.74 | 1.56 |" in block  # the fake lm_summary, rounded
+    assert "Eval accuracy of the CNN twins: plain 0.656, residual 0.337 (1762 and 1762" in block
+
+
+def test_block_follows_the_claims(tmp_path):
+    values = fake_values(tmp_path, vision=False)
+    values["claims"]["tuned_beats_logit"]["holds"] = False
+    block = results_block(values)
+    assert "The tuned lens does not beat the logit lens" in block
+    assert "CNN" not in block
+
+
+def test_splice_and_command(tmp_path):
+    values = fake_values(tmp_path)
+    write_json(values, tmp_path / "values.json")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n\n## Results\n{START}\nold\n{END}\n\n## Next\n")
+    argv = ["readme-results", "--values", str(tmp_path / "values.json"), "--readme", str(readme)]
+    assert main(argv + ["--check"]) == 1  # out of sync
+    assert main(argv) == 0
+    text = readme.read_text()
+    assert text == f"# t\n\n## Results\n{START}\n{results_block(values)}{END}\n\n## Next\n"
+    assert main(argv + ["--check"]) == 0
+    with pytest.raises(ValueError, match="exactly one"):
+        splice("no markers", "x")
+
+
+def test_readme_has_the_markers():
+    text = (ROOT / "README.md").read_text()
+    assert text.count(START) == 1 and text.count(END) == 1
+    assert text.index(START) < text.index(END)
