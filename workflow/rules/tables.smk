@@ -12,6 +12,7 @@ rule lm_summary:
     params:
         names=LM_MODELS,
         store=folder_of("input", "store"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -30,6 +31,7 @@ rule headline:
         transfer=expand(A.TRANSFER, model=PROBED),
     output:
         A.HEADLINE,
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -43,11 +45,12 @@ rule headline:
 
 rule vision_summary:
     input:
-        expand(A.MODEL_DIR, model=CNN_TRAINED),
+        expand(A.MODEL_DIR, model=CNN_TRAINED + CNN_REPLICATES),
     output:
         A.VISION_SUMMARY,
     params:
         cfg=cfg("vision"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -60,10 +63,11 @@ rule vision_summary:
 
 rule comparison:
     input:
-        metrics=expand(A.LENS_METRICS, model=PROBED),
-        transfer=expand(A.TRANSFER, model=PROBED),
+        metrics=expand(A.LENS_METRICS, model=PROBED_BASE),
+        transfer=expand(A.TRANSFER, model=PROBED_BASE),
     output:
         A.COMPARISON,
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -75,6 +79,23 @@ rule comparison:
         "--out {output} > {log} 2>&1"
 
 
-TARGETS += [A.LM_SUMMARY, A.HEADLINE]
+rule seeds:
+    input:
+        headline=A.HEADLINE,
+        vision=A.VISION_SUMMARY if VISION else [],
+    output:
+        A.SEEDS,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/seeds.log",
+    message:
+        "Mean and spread over seeds of the headline numbers and CNN accuracies"
+    shell:
+        "iterlens seeds --tables {input} --out {output} > {log} 2>&1"
+
+
+TARGETS += [A.LM_SUMMARY, A.HEADLINE, A.SEEDS]
 if VISION:
     TARGETS += [A.VISION_SUMMARY]

@@ -163,7 +163,7 @@ def fit_lens(
     def loss_fn(batch):
         with torch.no_grad():
             final_logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=batch.hidden.device)
         for layer in layers:
             logq = torch.log_softmax(lens(batch.hidden[:, col[layer]], layer), -1)
             if objective == "kl":
@@ -202,7 +202,7 @@ def fit_kind(
     Returns:
         ``(lens, curve)``: the fitted lens and its per-step loss curve.
     """
-    lens = make_lens(kind, readout, store.n_layers)
+    lens = make_lens(kind, readout, store.n_layers).to(store.device)
     section = cfg["probe"] if kind == "probe" else cfg["lens"]
     curve = fit_lens(
         lens,
@@ -261,8 +261,9 @@ def evaluate_lenses(
                 acc[name, layer].update(logits, final_logits, batch.targets, batch.inputs)
                 top1.append(logits.argmax(-1))
             depth = prediction_depth(torch.stack(top1, 1), final_top1)
+            depth = depth.cpu()
             depth_count[name] += torch.bincount(depth, minlength=n_layers + 2).double()
-            depth_ce[name].index_add_(0, depth, final_ce)
+            depth_ce[name].index_add_(0, depth, final_ce.cpu())
     rows = [
         {
             "lens": name,

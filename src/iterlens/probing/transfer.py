@@ -34,8 +34,8 @@ def transfer_sums(
     final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
     final_p = final_logp.exp()
     neg_entropy = (final_p * final_logp).sum(-1)  # [b]
-    ce = torch.zeros(n, n, dtype=torch.float64)
-    kl = torch.zeros(n, n, dtype=torch.float64)
+    ce = torch.zeros(n, n, dtype=torch.float64, device=hidden.device)
+    kl = torch.zeros(n, n, dtype=torch.float64, device=hidden.device)
     for j in range(n):
         h = hidden[:, j]
         translated = torch.stack([lens.transform_hidden(h, i) for i in range(n)])  # [i, b, d]
@@ -67,8 +67,8 @@ def transfer_matrix(
         store.iter_batches(batch_size), total=total, desc="transfer", disable=not progress
     ):
         c, k = transfer_sums(lens, batch.hidden, readout, batch.targets)
-        ce += c
-        kl += k
+        ce += c.cpu()
+        kl += k.cpu()
     ce /= store.n_examples
     kl /= store.n_examples
     rows = []

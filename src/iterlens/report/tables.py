@@ -139,3 +139,38 @@ def headline_table(metrics: list[str], transfers: list[str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def seeds_table(tables: list[str]) -> pd.DataFrame:
+    """Mean and spread over seed replicates of every number in per-model summary tables.
+
+    Each input table has a ``model`` column (the headline table, the vision summary); rows
+    are grouped by model with the seed suffix removed (``cnn_plain``, ``cnn_plain_s1``, ...
+    are one group; see :func:`iterlens.artifacts.model_name`). One row per (model, metric):
+    ``n_seeds``, ``mean``, ``std`` (sample standard deviation, missing for one seed),
+    ``min``, ``max``.
+    """
+    from iterlens.artifacts import model_name, parse_model_name
+
+    rows = []
+    for path in tables:
+        table = read_table(path)
+        parsed = table["model"].map(parse_model_name)
+        table["group"] = [model_name(arch, 0, random) for arch, _, random in parsed]
+        numeric = [c for c in table.columns if c not in ("model", "group")]
+        numeric = [c for c in numeric if pd.api.types.is_numeric_dtype(table[c])]
+        for group, part in table.groupby("group", sort=False):
+            for metric in numeric:
+                values = part[metric].dropna()
+                rows.append(
+                    {
+                        "model": group,
+                        "metric": metric,
+                        "n_seeds": len(values),
+                        "mean": values.mean(),
+                        "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                        "min": values.min(),
+                        "max": values.max(),
+                    }
+                )
+    return pd.DataFrame(rows)
