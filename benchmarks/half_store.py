@@ -55,8 +55,11 @@ def main() -> None:
     readout = run / A.MODEL_READOUT.format(model=model)
     t = time.perf_counter()
     sizes = {
-        split: round_store(run / A.STORE_DIR.format(model=model, split=split),
-                           work / "acts" / split, STORE_DTYPES[args.dtype])  # fmt: skip
+        split: round_store(
+            run / A.STORE_DIR.format(model=model, split=split),
+            work / "acts" / split,
+            STORE_DTYPES[args.dtype],
+        )  # fmt: skip
         for split in A.STORE_SPLITS
     }
     section = {k: cfg[k] for k in ("seed", "lens", "probe")}

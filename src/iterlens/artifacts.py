@@ -37,7 +37,9 @@ STORE_SPLITS = ("lensfit", "eval")  # the splits with an activation store
 ARCHITECTURES = ("lm", "cnn_plain", "cnn_residual")  # the trained models, one name each
 RANDOM_SUFFIX = "_random"  # the same architecture at its untrained initial weights
 SEED_SUFFIX = "_s{replicate}"  # replicate k >= 1, trained with seed + k; k = 0 has no suffix
-MODEL_NAME = re.compile(r"^(?P<arch>[a-z0-9_]+?)(?:_s(?P<replicate>[1-9][0-9]*))?(?P<random>_random)?$")
+MODEL_NAME = re.compile(
+    r"^(?P<arch>[a-z0-9_]+?)(?:_s(?P<replicate>[1-9][0-9]*))?(?P<random>_random)?$"
+)
 
 # ---------------------------------------------------------------- paths under the run folder
 CORPUS = "results/corpus/{split}.jsonl"

@@ -120,7 +120,8 @@ class ShardWriter:
             },
         }
         text = json.dumps(header, separators=(",", ":")).encode()
-        self._header = struct.pack("<Q", -(-len(text) // 8) * 8) + text.ljust(-(-len(text) // 8) * 8)
+        padded = -(-len(text) // 8) * 8  # the data starts 8-byte aligned
+        self._header = struct.pack("<Q", padded) + text.ljust(padded)
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
 
