@@ -70,8 +70,15 @@ def test_smoke_run_writes_tables_and_figures(smoke_run):
         "cnn_residual",
         "cnn_plain_random",
         "cnn_residual_random",
+        "cnn_plain_s1",  # smoke.yaml: seeds.vision = 2
+        "cnn_residual_s1",
     ]
     assert headline.notna().all().all()
+    seeds = pd.read_csv(results / "tables" / "seeds.csv").set_index(["model", "metric"])
+    assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "n_seeds"] == 2
+    assert seeds.loc[("lm", "probe_best_top1_acc"), "n_seeds"] == 1
+    pair = headline.set_index("model").loc[["cnn_plain", "cnn_plain_s1"], "probe_best_top1_acc"]
+    assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "mean"] == pytest.approx(pair.mean())
     comparison = pd.read_csv(results / "tables" / "comparison.csv")
     assert set(comparison["model"]) == {"lm", "cnn_plain", "cnn_residual"}
     vision = pd.read_csv(results / "tables" / "vision_summary.csv").set_index("model")
