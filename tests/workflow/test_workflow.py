@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from conftest import ROOT, snakemake
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -78,7 +79,9 @@ def test_smoke_run_writes_tables_and_figures(smoke_run):
     assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "n_seeds"] == 2
     assert seeds.loc[("lm", "probe_best_top1_acc"), "n_seeds"] == 1
     pair = headline.set_index("model").loc[["cnn_plain", "cnn_plain_s1"], "probe_best_top1_acc"]
-    assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "mean"] == pytest.approx(pair.mean())
+    assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "mean"] == pytest.approx(
+        pair.mean(), rel=1e-5
+    )
     comparison = pd.read_csv(results / "tables" / "comparison.csv")
     assert set(comparison["model"]) == {"lm", "cnn_plain", "cnn_residual"}
     vision = pd.read_csv(results / "tables" / "vision_summary.csv").set_index("model")
