@@ -21,6 +21,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/lenses.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/release.smk"
 
 
 rule all:

@@ -28,6 +28,8 @@ FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
 PROBED_BASE = ["lm", "lm_random"] + (CNN_TRAINED + [f"{n}_random" for n in CNN_TRAINED] if VISION else [])
 PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
+# Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
+FITTED = [m for m in PROBED if not (m == "lm" and config["release"]["use_released_lenses"])]
 SPLITS = ["train", "lensfit", "eval"]
 
 # Final targets: each stage's .smk appends to this list; `rule all` asks for all of them.

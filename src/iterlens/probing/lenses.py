@@ -313,13 +313,17 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
         (tmp / artifacts.LENS_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def load_lens(folder: str | Path, readout: Readout) -> nn.Module:
-    """Load a lens saved by :func:`save_lens`, refusing one made for another readout."""
+def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False) -> nn.Module:
+    """Load a lens saved by :func:`save_lens`, refusing one made for another readout.
+
+    ``allow_mismatch`` loads it anyway (shapes are still checked).
+    """
     state, meta = load_safetensors(Path(folder) / artifacts.LENS_WEIGHTS, "lens")
-    if meta.get("readout_fingerprint") != readout.fingerprint():
+    if meta.get("readout_fingerprint") != readout.fingerprint() and not allow_mismatch:
         raise ValueError(
             f"lens {folder} was trained for readout {meta.get('readout_fingerprint')}, but this "
-            f"model's readout is {readout.fingerprint()}: the unembedding does not match"
+            f"model's readout is {readout.fingerprint()}: the unembedding does not match "
+            f"(allow_mismatch / --allow-mismatch loads it anyway)"
         )
     if int(meta["d_model"]) != readout.d_model:
         raise ValueError(
