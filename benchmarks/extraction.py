@@ -44,6 +44,9 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--lens-steps", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--extraction-only", action="store_true", help="skip the lens and transfer timings"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = init_model(reference_config(args.vocab, args.layers, args.width, 4, args.seq, 0), 0)
@@ -100,6 +103,11 @@ def main() -> None:
         write_manifest(tmp, 1, {"readout_fingerprint": readout.fingerprint()})
         extract = time.perf_counter() - t
         store = ActivationStore(tmp)
+        if args.extraction_only:
+            print(f"bare forward {n_tok / bare:.0f} tokens/s, hooks {n_tok / hooked:.0f} tokens/s")
+            print(f"extraction to disk {extract / bare:.2f}x the bare forward time")
+            print(f"  float16 store    {extract_half / bare:.2f}x the bare forward time")
+            return
 
         lens = make_tuned_lens(readout, args.layers)
         t = time.perf_counter()
