@@ -5,7 +5,8 @@ Usage: python benchmarks/extraction.py [--layers 8 --width 128 --seq 256 --batch
 Builds the reference GPT-2 architecture at random init (timings do not depend on the
 weights), then measures on the same batches:
   - bare forward pass (tokens/s),
-  - extraction (forward + residual hooks + writing shards to disk, tokens/s),
+  - extraction (forward + residual hooks + writing shards to disk, tokens/s), with a float32
+    store and with a float16 store,
   - tuned-lens training (s per step, s per 100 steps),
   - the transfer matrix: batched (one pass) vs L^2 separate evaluation passes.
 """
@@ -43,6 +44,9 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--lens-steps", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--extraction-only", action="store_true", help="skip the lens and transfer timings"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = init_model(reference_config(args.vocab, args.layers, args.width, 4, args.seq, 0), 0)
@@ -67,8 +71,23 @@ def main() -> None:
                 rec.run(x[b : b + args.batch])
             hooked = time.perf_counter() - t
 
+    starts = np.arange(len(x)) * args.seq
+    with tempfile.TemporaryDirectory() as half:
+        t = time.perf_counter()
+        extract_lm_shard(
+            model,
+            readout,
+            _Tok(),
+            tokens,
+            starts,
+            args.seq,
+            args.batch,
+            shard_path(half, 0),
+            progress=False,
+            store_dtype=torch.float16,
+        )
+        extract_half = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
-        starts = np.arange(len(x)) * args.seq
         t = time.perf_counter()
         extract_lm_shard(
             model,
@@ -84,6 +103,11 @@ def main() -> None:
         write_manifest(tmp, 1, {"readout_fingerprint": readout.fingerprint()})
         extract = time.perf_counter() - t
         store = ActivationStore(tmp)
+        if args.extraction_only:
+            print(f"bare forward {n_tok / bare:.0f} tokens/s, hooks {n_tok / hooked:.0f} tokens/s")
+            print(f"extraction to disk {extract / bare:.2f}x the bare forward time")
+            print(f"  float16 store    {extract_half / bare:.2f}x the bare forward time")
+            return
 
         lens = make_tuned_lens(readout, args.layers)
         t = time.perf_counter()
@@ -123,6 +147,10 @@ def main() -> None:
     print(
         f"extraction to disk  {n_tok / extract:10.0f} tokens/s "
         f"({extract / bare:.2f}x the bare forward time)"
+    )
+    print(
+        f"  float16 store     {n_tok / extract_half:10.0f} tokens/s "
+        f"({extract_half / bare:.2f}x the bare forward time)"
     )
     print(
         f"tuned lens fit      {fit / args.lens_steps:10.3f} s/step (batch 512, "

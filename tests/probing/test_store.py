@@ -50,3 +50,52 @@ def test_readout_mismatch_refused(tmp_path):
     make_store(tmp_path)
     with pytest.raises(ValueError, match="readout mismatch"):
         ActivationStore(tmp_path).check_readout("xyz")
+
+
+def test_shard_writer_streams_the_same_tensors_as_write_shard(tmp_path):
+    from safetensors.torch import load_file
+
+    from iterlens.probing.store import ShardWriter
+
+    hidden, targets = torch.randn(10, 4, 3), torch.arange(10)
+    inputs = targets + 100
+    write_shard(tmp_path / "a.safetensors", hidden, targets, inputs, n_bytes=7)
+    with ShardWriter(tmp_path / "b.safetensors", 3, 3, targets, inputs, n_bytes=7) as writer:
+        for part in hidden.split(4):
+            writer.add(part)
+    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "b.safetensors"), framework="pt") as f:
+        assert f.metadata() == {"n_bytes": "7"}
+
+
+def test_shard_writer_leaves_nothing_when_short_or_failing(tmp_path):
+    from iterlens.probing.store import ShardWriter
+
+    targets = torch.arange(6)
+    path = tmp_path / "s.safetensors"
+    with pytest.raises(ValueError, match="3 of 6 rows"):
+        with ShardWriter(path, 1, 2, targets, targets) as writer:
+            writer.add(torch.zeros(3, 2, 2))
+    with pytest.raises(RuntimeError, match="boom"):
+        with ShardWriter(path, 1, 2, targets, targets) as writer:
+            writer.add(torch.zeros(3, 2, 2))
+            raise RuntimeError("boom")
+    with pytest.raises(ValueError, match="does not fit"):
+        with ShardWriter(path, 1, 2, targets, targets) as writer:
+            writer.add(torch.zeros(3, 5, 2))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_store_reads_back_as_float32(tmp_path, dtype):
+    hidden = torch.randn(10, 4, 3)
+    write_shard(shard_path(tmp_path, 0), hidden, torch.arange(10), dtype=dtype)
+    write_manifest(tmp_path, 1, {"readout_fingerprint": "abc"})
+    store = ActivationStore(tmp_path, verify_hashes=True)
+    (batch,) = store.iter_batches(10)
+    assert batch.hidden.dtype is torch.float32
+    assert torch.equal(batch.hidden, hidden.to(dtype).float())
+    assert shard_path(tmp_path, 0).stat().st_size < 10 * 4 * 3 * 4 + 200

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from conftest import ROOT, snakemake
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -70,11 +71,20 @@ def test_smoke_run_writes_tables_and_figures(smoke_run):
         "cnn_residual",
         "cnn_plain_random",
         "cnn_residual_random",
+        "cnn_plain_s1",  # smoke.yaml: seeds.vision = 2
+        "cnn_residual_s1",
     ]
     trained = headline[~headline["model"].str.endswith("_random")]
     assert trained["informative"].all()
     numbers = [c for c in headline.columns if c != "not_informative_reason"]
     assert trained[numbers].notna().all().all()  # every number and its interval
+    seeds = pd.read_csv(results / "tables" / "seeds.csv").set_index(["model", "metric"])
+    assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "n_seeds"] == 2
+    assert seeds.loc[("lm", "probe_best_top1_acc"), "n_seeds"] == 1
+    pair = headline.set_index("model").loc[["cnn_plain", "cnn_plain_s1"], "probe_best_top1_acc"]
+    assert seeds.loc[("cnn_plain", "probe_best_top1_acc"), "mean"] == pytest.approx(
+        pair.mean(), rel=1e-5
+    )
     comparison = pd.read_csv(results / "tables" / "comparison.csv")
     assert set(comparison["model"]) == {"lm", "cnn_plain", "cnn_residual"}
     contrasts = pd.read_csv(results / "tables" / "contrasts.csv")

@@ -5,18 +5,26 @@ import shlex
 
 from iterlens import artifacts as A
 from iterlens.config import validate
+from iterlens.device import uses_gpu
 from iterlens.probing.extract import n_shards
 from iterlens.report.figures import family_figures
 
 # Validate the config (unknown keys are named) and fill schema defaults.
 config.update(validate(config))
 
-LM_MODELS = ["lm", "lm_random"]
+# Model names (iterlens.artifacts.model_name): replicate 0 of each architecture keeps its bare
+# name and has an untrained twin ({name}_random); replicate k >= 1 (config seeds) is {name}_s{k},
+# trained with seed + k on the same splits, probed like the others, without an untrained twin.
+SEEDS = config["seeds"]
+LM_TRAINED = A.replicates("lm", SEEDS["lm"])
 CNN_TRAINED = ["cnn_plain", "cnn_residual"]
-CNN_MODELS = CNN_TRAINED + [f"{net}_random" for net in CNN_TRAINED]
+CNN_REPLICATES = [name for net in CNN_TRAINED for name in A.replicates(net, SEEDS["vision"])[1:]]
+LM_MODELS = ["lm", "lm_random"] + LM_TRAINED[1:]
+CNN_MODELS = CNN_TRAINED + [f"{net}_random" for net in CNN_TRAINED] + CNN_REPLICATES
 VISION = config["vision"]["enabled"]
 # Families drawn with their untrained twin ({family}_random) in every figure.
 FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
+# Replicate 0 of everything (the comparison figure), and every probed model (headline, seeds).
 PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
 # Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
@@ -28,6 +36,9 @@ TARGETS = []
 
 # Threads: upper bounds, scaled down to --cores; override with --set-threads RULE=N.
 TRAIN_THREADS = 8
+# Device of extraction, lens fits, evaluation and transfer; those rules then ask for a GPU.
+DEVICE = config["device"]
+GPUS = 1 if uses_gpu(DEVICE) else 0
 
 
 def one_of(names):
@@ -56,6 +67,16 @@ def lm_store_shards(wildcards):
 
 def n_lm_store_shards(wildcards):
     return len(lm_store_shards(wildcards))
+
+
+def replicate_of(wildcards):
+    """The seed replicate k of ``{model}`` (its seed is config seed + k)."""
+    return A.parse_model_name(wildcards.model)[1]
+
+
+def arch_of(wildcards):
+    """The architecture of ``{model}`` (lm, cnn_plain, cnn_residual)."""
+    return A.parse_model_name(wildcards.model)[0]
 
 
 def lens_dirs(wildcards):

@@ -7,6 +7,7 @@ rule corpus:
     params:
         cfg=cfg("corpus"),
         out=folder_of("output", "splits"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -24,6 +25,7 @@ rule tokenizer:
         directory(A.TOKENIZER_DIR),
     params:
         cfg=cfg("lm", "tokenizer"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -40,6 +42,7 @@ rule tokenize:
         splits=expand(A.CORPUS, split=SPLITS),
     output:
         expand(A.TOKENS, split=SPLITS),
+    threads: 1
     resources:
         mem_mb=2000,
     log:

@@ -10,6 +10,7 @@ rule readout_lm:
         A.MODEL_READOUT,
     wildcard_constraints:
         model=one_of(LM_MODELS),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -32,15 +33,18 @@ rule extract_shard:
         model=one_of(LM_MODELS),
     params:
         cfg=cfg("extract"),
+        device=DEVICE,
     threads: 1
     resources:
         mem_mb=3000,
+        gpu=GPUS,
     log:
         "logs/extract/{model}_{split}_{index}.log",
     message:
         "Extract residual streams of {wildcards.model}, {wildcards.split} shard {wildcards.index}"
     shell:
-        "iterlens extract-shard --cfg {params.cfg} --threads {threads} --model {input.model} "
+        "iterlens extract-shard --cfg {params.cfg} --threads {threads} --device {params.device} "
+        "--model {input.model} "
         "--readout {input.readout} --tokenizer {input.tokenizer} --tokens {input.tokens} "
         "--split {wildcards.split} --index {wildcards.index} --out {output} > {log} 2>&1"
 
@@ -55,6 +59,7 @@ rule store_manifest:
         model=one_of(LM_MODELS),
     params:
         n_shards=n_lm_store_shards,
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -75,7 +80,7 @@ rule extract_cnn:
     wildcard_constraints:
         model=one_of(CNN_MODELS),
     params:
-        cfg=cfg("vision"),
+        cfg=cfg("vision", "extract"),
         out=folder_of("output", "stores", up=2),
     threads: 1
     resources:

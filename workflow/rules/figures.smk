@@ -9,6 +9,7 @@ rule figure_lm_training:
     output:
         report(A.FIGURE.format(name="lm_training"), caption="../report/lm_training.rst",
                category="LM"),
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -32,6 +33,7 @@ rule figures_family:
     params:
         tables=folder_of("input", "metrics", up=2),
         out=folder_of("output", "figures"),
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -75,6 +77,7 @@ rule figure_comparison:
     output:
         report(A.FIGURE.format(name="comparison"), caption="../report/comparison.rst",
                category="Comparison"),
+    threads: 1
     resources:
         mem_mb=1000,
     log:

@@ -14,15 +14,18 @@ rule fit_lenses:
         store=folder_of("input", "store"),
         out=folder_of("output", "lenses"),
         curves=folder_of("output", "curves"),
+        device=DEVICE,
     threads: 1
     resources:
         mem_mb=4000,
+        gpu=GPUS,
     log:
         "logs/fit/{model}.log",
     message:
         "Fit the tuned lens, shared lens and free probes of {wildcards.model}"
     shell:
-        "iterlens fit-lenses --cfg {params.cfg} --threads {threads} --kinds {params.kinds} "
+        "iterlens fit-lenses --cfg {params.cfg} --threads {threads} --device {params.device} "
+        "--kinds {params.kinds} "
         "--store {params.store} --readout {input.readout} --out {params.out} "
         "--curves {params.curves} > {log} 2>&1"
 
@@ -42,16 +45,18 @@ rule evaluate:
         cfg=cfg("vision"),
         prior=lm_prior_flags,
         store=folder_of("input", "store"),
+        device=DEVICE,
     threads: 1
     resources:
         mem_mb=4000,
+        gpu=GPUS,
     log:
         "logs/evaluate/{model}.log",
     message:
         "Evaluate every lens of {wildcards.model} on held-out data; transfer penalties"
     shell:
-        "iterlens evaluate --cfg {params.cfg} --threads {threads} --store {params.store} "
-        "--examples-out {output.examples} {params.prior} "
+        "iterlens evaluate --cfg {params.cfg} --threads {threads} --device {params.device} "
+        "--store {params.store} --examples-out {output.examples} {params.prior} "
         "--readout {input.readout} --lens {input.lenses} --out {output.metrics} "
         "--depth-out {output.depth} --transfer-out {output.transfer} > {log} 2>&1"
 

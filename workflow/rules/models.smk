@@ -8,21 +8,24 @@ rule train_lm:
         train=A.TOKENS.format(split="train"),
         val=A.TOKENS.format(split="lensfit"),
     output:
-        model=directory(A.MODEL_DIR.format(model="lm")),
-        curve=A.TRAINING_CURVE.format(model="lm"),
+        model=directory(A.MODEL_DIR),
+        curve=A.TRAINING_CURVE,
+    wildcard_constraints:
+        model=one_of(LM_TRAINED),
     params:
         cfg=cfg("lm"),
+        replicate=replicate_of,
     threads: TRAIN_THREADS
     resources:
         mem_mb=4000,
     log:
-        "logs/train_lm.log",
+        "logs/train_{model}.log",
     message:
-        "Train the reference LM (or record the configured HF model); tail -f {log}"
+        "Train the reference LM {wildcards.model} (or record the configured HF model); tail -f {log}"
     shell:
         "iterlens train-lm --cfg {params.cfg} --threads {threads} --tokenizer {input.tokenizer} "
-        "--train-tokens {input.train} --val-tokens {input.val} --out {output.model} "
-        "--curve {output.curve} > {log} 2>&1"
+        "--train-tokens {input.train} --val-tokens {input.val} --replicate {params.replicate} "
+        "--out {output.model} --curve {output.curve} > {log} 2>&1"
 
 
 rule init_lm:
@@ -33,6 +36,7 @@ rule init_lm:
         directory(A.MODEL_DIR.format(model="lm_random")),
     params:
         cfg=cfg(),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -49,9 +53,11 @@ rule train_cnn:
         model=directory(A.MODEL_DIR),
         curve=A.TRAINING_CURVE,
     wildcard_constraints:
-        model=one_of(CNN_TRAINED),
+        model=one_of(CNN_TRAINED + CNN_REPLICATES),
     params:
         cfg=cfg("vision"),
+        net=arch_of,
+        replicate=replicate_of,
     threads: TRAIN_THREADS
     resources:
         mem_mb=3000,
@@ -60,8 +66,9 @@ rule train_cnn:
     message:
         "Train the {wildcards.model} network on the vision train split"
     shell:
-        "iterlens train-cnn --cfg {params.cfg} --threads {threads} --net {wildcards.model} "
-        "--out {output.model} --curve {output.curve} > {log} 2>&1"
+        "iterlens train-cnn --cfg {params.cfg} --threads {threads} --net {params.net} "
+        "--replicate {params.replicate} --out {output.model} --curve {output.curve} "
+        "> {log} 2>&1"
 
 
 rule init_cnn:
@@ -71,6 +78,7 @@ rule init_cnn:
         net=one_of(CNN_TRAINED),
     params:
         cfg=cfg("vision"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:

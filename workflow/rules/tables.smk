@@ -12,6 +12,7 @@ rule lm_summary:
     params:
         names=LM_MODELS,
         store=folder_of("input", "store"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -31,6 +32,7 @@ rule headline:
     output:
         headline=A.HEADLINE,
         contrasts=A.CONTRASTS,
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -44,11 +46,12 @@ rule headline:
 
 rule vision_summary:
     input:
-        expand(A.MODEL_DIR, model=CNN_TRAINED),
+        expand(A.MODEL_DIR, model=CNN_TRAINED + CNN_REPLICATES),
     output:
         A.VISION_SUMMARY,
     params:
         cfg=cfg("vision"),
+    threads: 1
     resources:
         mem_mb=2000,
     log:
@@ -65,6 +68,7 @@ rule comparison:
         examples=expand(A.EXAMPLES, model=PROBED),
     output:
         A.COMPARISON,
+    threads: 1
     resources:
         mem_mb=1000,
     log:
@@ -76,6 +80,23 @@ rule comparison:
         "--out {output} > {log} 2>&1"
 
 
-TARGETS += [A.LM_SUMMARY, A.HEADLINE, A.CONTRASTS]
+rule seeds:
+    input:
+        headline=A.HEADLINE,
+        vision=A.VISION_SUMMARY if VISION else [],
+    output:
+        A.SEEDS,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/seeds.log",
+    message:
+        "Mean and spread over seeds of the headline numbers and CNN accuracies"
+    shell:
+        "iterlens seeds --tables {input} --out {output} > {log} 2>&1"
+
+
+TARGETS += [A.LM_SUMMARY, A.HEADLINE, A.CONTRASTS, A.SEEDS]
 if VISION:
     TARGETS += [A.VISION_SUMMARY]

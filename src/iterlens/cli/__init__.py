@@ -60,6 +60,13 @@ def load_cfg(args: argparse.Namespace) -> dict:
     return validate(overrides or {})
 
 
+def device_of(args: argparse.Namespace):
+    """The torch device a command runs on (``--device``; see :mod:`iterlens.device`)."""
+    from iterlens.device import resolve_device
+
+    return resolve_device(args.device)
+
+
 def set_threads(n: int | None) -> None:
     """Limit torch's intra-op threads (the rule's ``threads``)."""
     import torch
@@ -84,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML config file (defaults are filled in)")
         p.add_argument("--cfg", help="config as a JSON string (merged over --config)")
         p.add_argument("--threads", type=int, default=None, help="torch threads")
+        p.add_argument(
+            "--device", default="auto", help="auto (CUDA where present), cpu, cuda or cuda:N"
+        )
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         for flags, kwargs in cmd.args:
             p.add_argument(*flags, **kwargs)

@@ -15,6 +15,12 @@ from iterlens.cli import arg, command, load_cfg
     arg("--val-tokens"),
     arg("--out", required=True, help="model folder (save_pretrained)"),
     arg("--curve", required=True, help="training curve table (.csv)"),
+    arg(
+        "--replicate",
+        type=int,
+        default=0,
+        help="seed replicate k: init and batches use seed + k (the data splits use seed)",
+    ),
 )
 def train_lm(args):
     from iterlens.data.text import load_tokenizer, load_tokens
@@ -31,7 +37,8 @@ def train_lm(args):
     config = reference_config(
         len(tok), lm["n_layer"], lm["n_embd"], lm["n_head"], lm["seq_len"], tok.eos_token_id
     )
-    model = init_model(config, cfg["seed"])
+    seed = cfg["seed"] + args.replicate
+    model = init_model(config, seed)
     curve = train(
         model,
         load_tokens(args.train_tokens),
@@ -43,7 +50,7 @@ def train_lm(args):
         warmup_steps=lm["warmup_steps"],
         eval_every=lm["eval_every"],
         eval_batches=lm["eval_batches"],
-        seed=cfg["seed"],
+        seed=seed,
         progress=not args.quiet,
     )
     write_table(curve, args.curve)
@@ -82,6 +89,12 @@ def init_lm(args):
     arg("--untrained", action="store_true", help="save the initial weights (control)"),
     arg("--out", required=True),
     arg("--curve", help="training curve table (.csv)"),
+    arg(
+        "--replicate",
+        type=int,
+        default=0,
+        help="seed replicate k: init and batches use seed + k (the data splits use seed)",
+    ),
 )
 def train_cnn(args):
     from iterlens.data.images import image_splits
@@ -93,11 +106,12 @@ def train_cnn(args):
     v = cfg["vision"]
     splits = image_splits(cfg)
     x, y = splits["train"]
+    seed = cfg["seed"] + args.replicate
     model = init_cnn(
         v["width"],
         v["stages"],
         args.net == "cnn_residual",
-        cfg["seed"],
+        seed,
         n_classes=int(y.max()) + 1,
         in_channels=x.shape[1],
     )
@@ -109,7 +123,7 @@ def train_cnn(args):
             epochs=v["epochs"],
             batch_size=v["batch_size"],
             lr=v["lr"],
-            seed=cfg["seed"],
+            seed=seed,
             x_val=splits["lensfit"][0],
             y_val=splits["lensfit"][1],
             progress=not args.quiet,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iterlens import artifacts
-from iterlens.cli import arg, command, load_cfg, log
+from iterlens.cli import arg, command, device_of, load_cfg, log
 from iterlens.cli.hub import RELEASED_LENS_ARGS
 
 
@@ -37,20 +37,23 @@ def readout(args):
     arg("--out", required=True),
 )
 def extract_shard(args):
-    import torch
 
     from iterlens.data.text import load_tokenizer, load_tokens
+    from iterlens.device import resolve_dtype
     from iterlens.models.lm import load_model_dir
     from iterlens.probing.extract import extract_lm_shard, shard_windows
     from iterlens.probing.readout import Readout
+    from iterlens.probing.store import STORE_DTYPES
 
     ex = load_cfg(args)["extract"]
+    device = device_of(args)
+    model = load_model_dir(args.model).to(device, resolve_dtype(ex["dtype"], device))
     tokens = load_tokens(args.tokens)
     starts = shard_windows(
         tokens, ex["seq_len"], ex[f"{args.split}_tokens"], ex["shard_tokens"], args.index
     )
     extract_lm_shard(
-        load_model_dir(args.model),
+        model,
         Readout.load(args.readout),
         load_tokenizer(args.tokenizer),
         tokens,
@@ -59,7 +62,7 @@ def extract_shard(args):
         ex["batch_size"],
         args.out,
         progress=not args.quiet,
-        dtype=getattr(torch, ex["lensfit_dtype"]) if args.split == "lensfit" else torch.float32,
+        store_dtype=STORE_DTYPES[ex["lensfit_dtype" if args.split == "lensfit" else "store_dtype"]],
     )
 
 
@@ -102,14 +105,21 @@ def extract_cnn(args):
     from iterlens.models.cnn import load_cnn
     from iterlens.probing.extract import extract_cnn_store
     from iterlens.probing.readout import readout_from_cnn
+    from iterlens.probing.store import STORE_DTYPES
 
+    cfg = load_cfg(args)
     model = load_cnn(args.model)
     readout_ = readout_from_cnn(model)
     readout_.save(args.readout)
-    splits = image_splits(load_cfg(args))
+    splits = image_splits(cfg)
     for split in artifacts.STORE_SPLITS:
         extract_cnn_store(
-            model, readout_, *splits[split], Path(args.out) / split, progress=not args.quiet
+            model,
+            readout_,
+            *splits[split],
+            Path(args.out) / split,
+            progress=not args.quiet,
+            dtype=STORE_DTYPES[cfg["extract"]["store_dtype"]],
         )
 
 
@@ -136,15 +146,17 @@ def fit_lenses(args):
     from iterlens.probing.store import ActivationStore
 
     cfg = load_cfg(args)
-    readout_ = Readout.load(args.readout)
-    store = ActivationStore(args.store)
+    device = device_of(args)
+    readout_ = Readout.load(args.readout).to(device)
+    store = ActivationStore(args.store, device=device)
     for kind in args.kinds:
         if args.skip_existing and (Path(args.out) / kind / artifacts.LENS_WEIGHTS).exists():
             log.info("%s lens exists in %s; not refitted (--skip-existing)", kind, args.out)
             continue
         lens, curve = fit_kind(kind, store, readout_, cfg, progress=not args.quiet)
         write_table(curve, Path(args.curves) / Path(artifacts.FIT_CURVE).name.format(kind=kind))
-        save_lens(lens, Path(args.out) / kind, readout_, store.n_layers)
+        save_lens(lens.cpu(), Path(args.out) / kind, readout_.cpu(), store.n_layers)
+        readout_.to(device)
 
 
 @command(
@@ -178,8 +190,9 @@ def evaluate(args):
     from iterlens.probing.transfer import transfer_group_sums, transfer_table
     from iterlens.report.uncertainty import layer_table, transfer_table_intervals
 
+    device = device_of(args)
     readout_ = Readout.load(args.readout)
-    store = ActivationStore(args.store)
+    store = ActivationStore(args.store, device=device)
     lenses = {"logit": LogitLens(readout_)}
     for source in args.lens:
         if (Path(source) / artifacts.LENS_WEIGHTS).exists():
@@ -197,6 +210,8 @@ def evaluate(args):
         lenses[lens.kind] = lens
     if args.transfer_out and "tuned" not in lenses:
         raise ValueError("--transfer-out needs a tuned lens among --lens")
+    for lens in lenses.values():
+        lens.to(device)
     groups, prior_ce = _groups_and_prior(args, store, readout_.n_classes)
     values: dict = {}
     metrics, depth = evaluate_lenses(

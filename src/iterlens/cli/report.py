@@ -53,6 +53,19 @@ def headline(args):
 
 
 @command(
+    "seeds",
+    "mean and spread over seed replicates of per-model summary tables",
+    arg("--tables", nargs="+", required=True, help="tables with a model column (headline, ...)"),
+    arg("--out", required=True),
+)
+def seeds(args):
+    from iterlens.io import write_table
+    from iterlens.report.tables import seeds_table
+
+    write_table(seeds_table(args.tables), args.out)
+
+
+@command(
     "comparison",
     "the table behind the LM vs CNN comparison figure (common scale, layers 1..L)",
     arg("--metrics", nargs="+", required=True),

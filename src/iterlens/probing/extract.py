@@ -22,9 +22,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from iterlens.artifacts import shard_path
+from iterlens.device import readout_rtol
 from iterlens.models.surgery import blocks_of, final_norm_of
 from iterlens.probing.readout import Readout
-from iterlens.probing.store import finalize_store, shard_is_complete, write_shard
+from iterlens.probing.store import ShardWriter, finalize_store, shard_is_complete, write_shard
 
 
 class ResidualRecorder:
@@ -59,11 +60,14 @@ class ResidualRecorder:
 
     @torch.no_grad()
     def run(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward ``input_ids [b, t]``; return ``(hidden [b, t, L+1, d], logits [b, t, V])``."""
+        """Forward ``input_ids [b, t]``; return ``(hidden [b, t, L+1, d], logits [b, t, V])``.
+
+        Both are in the model's own dtype, on its device.
+        """
         self.captured.clear()
         logits = self.model(input_ids).logits
         hidden = torch.stack([self.captured[i] for i in range(self.n_layers + 1)], 2)
-        return hidden.float(), logits.float()
+        return hidden, logits
 
 
 def n_shards(n_tokens: int, shard_tokens: int, seq_len: int) -> int:
@@ -118,44 +122,46 @@ def extract_lm_shard(
     batch_size: int,
     out: str | Path,
     progress: bool = True,
-    dtype: torch.dtype = torch.float32,
+    store_dtype: torch.dtype = torch.float32,
 ) -> None:
     """Run ``model`` over windows at ``starts`` and write one shard to ``out``.
 
-    ``dtype`` is the storage type of the activations (float16 for a lens-fit store).
-
-    Skips the work if ``out`` already holds a complete shard (resuming a run). Checks on
-    the first batch that ``R(h_L)`` reproduces the model's logits.
+    The model runs on its own device and dtype; the shard is written by a background
+    thread while the next batch is computed, with ``hidden`` in ``store_dtype``. Skips the
+    work if ``out`` already holds a complete shard (resuming a run). Checks on the first
+    batch that ``R(h_L)`` reproduces the model's logits, to a tolerance set by the model's
+    dtype.
     """
     out = Path(out)
     if shard_is_complete(out):
         return
-    hidden_parts, target_parts, input_parts = [], [], []
+    param = next(model.parameters())
+    windows = np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+    x = torch.from_numpy(windows)
+    inputs, targets = x[:, :-1].reshape(-1), x[:, 1:].reshape(-1)
     doc = document_of_position(tokens, tokenizer.eos_token_id)
     groups = torch.from_numpy(np.concatenate([doc[s : s + seq_len] for s in starts]))
-    with ResidualRecorder(model) as rec:
-        for b in tqdm(
-            range(0, len(starts), batch_size), desc=f"extract {out.name}", disable=not progress
-        ):
-            window = np.stack([tokens[s : s + seq_len + 1] for s in starts[b : b + batch_size]])
-            x = torch.from_numpy(window.astype(np.int64))
-            hidden, logits = rec.run(x[:, :-1])
-            if b == 0:
-                readout.check_reproduces(hidden[:, :, -1], logits)
-            hidden_parts.append(hidden.reshape(-1, *hidden.shape[2:]))
-            input_parts.append(x[:, :-1].reshape(-1))
-            target_parts.append(x[:, 1:].reshape(-1))
-    targets = torch.cat(target_parts)
     text = tokenizer.decode(targets.tolist(), skip_special_tokens=True)
-    write_shard(
+    writer = ShardWriter(
         out,
-        torch.cat(hidden_parts),
+        len(blocks_of(model)),
+        readout.d_model,
         targets,
-        torch.cat(input_parts),
+        inputs,
         n_bytes=len(text.encode("utf-8")),
-        dtype=dtype,
+        dtype=store_dtype,
         groups=groups,
     )
+    with ResidualRecorder(model) as rec, writer:
+        for b in tqdm(
+            range(0, len(x), batch_size), desc=f"extract {out.name}", disable=not progress
+        ):
+            hidden, logits = rec.run(x[b : b + batch_size, :-1].to(param.device))
+            if b == 0:
+                readout.check_reproduces(
+                    hidden[:, :, -1].float().cpu(), logits.float().cpu(), readout_rtol(param.dtype)
+                )
+            writer.add(hidden.reshape(-1, *hidden.shape[2:]))
 
 
 def extract_lm_store(
@@ -170,7 +176,7 @@ def extract_lm_store(
     shard_tokens: int,
     batch_size: int,
     progress: bool = True,
-    dtype: torch.dtype = torch.float32,
+    store_dtype: torch.dtype = torch.float32,
 ) -> int:
     """Extract every shard of a split into ``folder`` (resuming); return the shard count."""
     count = n_shards(n_tokens, shard_tokens, seq_len)
@@ -186,7 +192,7 @@ def extract_lm_store(
             batch_size,
             shard_path(folder, i),
             progress,
-            dtype,
+            store_dtype,
         )
     return count
 
@@ -203,6 +209,7 @@ def extract_cnn_store(
     batch_size: int = 256,
     meta: Mapping[str, object] | None = None,
     progress: bool = True,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
     """Write every layer's representation of images ``x`` to a store; return its manifest.
 
@@ -228,5 +235,5 @@ def extract_cnn_store(
         parts = [
             model.representations(xs[b : b + batch_size]) for b in range(0, len(ys), batch_size)
         ]
-        write_shard(path, torch.cat(parts), ys)
+        write_shard(path, torch.cat(parts), ys, dtype=dtype)
     return finalize_store(folder, count, readout.fingerprint(), "vision", **(meta or {}))

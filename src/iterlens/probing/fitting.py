@@ -61,9 +61,9 @@ def lstsq_init(
     cross = {id(t): torch.zeros(d + 1, d, dtype=torch.float64) for t in translators.values()}
     seen = 0
     for batch in store.iter_batches(4096, load, holdout=holdout):
-        last = batch.hidden[:, col[n_layers]].double()
+        last = batch.hidden[:, col[n_layers]].double().cpu()
         for layer, t in translators.items():
-            h = batch.hidden[:, col[layer]].double()
+            h = batch.hidden[:, col[layer]].double().cpu()
             x = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1)
             gram[id(t)] += x.T @ x
             cross[id(t)] += x.T @ (last - h)
@@ -142,7 +142,7 @@ def fit_lens(
         with torch.no_grad():
             final_logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
             final_p = final_logp.exp() if objective == "kl" else None
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=batch.hidden.device)
         for layer in layers:
             logq = torch.log_softmax(lens(batch.hidden[:, col[layer]], layer), -1)
             if objective == "kl":
@@ -220,7 +220,7 @@ def fit_kind(
     Returns:
         ``(lens, curve)``: the fitted lens and its convergence curve (see :func:`fit_lens`).
     """
-    lens = make_lens(kind, readout, store.n_layers)
+    lens = make_lens(kind, readout, store.n_layers).to(store.device)
     section = cfg["probe"] if kind == "probe" else cfg["lens"]
     fraction = section["holdout_fraction"]
     holdout = max(1, round(fraction * store.n_examples)) if fraction > 0 else 0

@@ -186,11 +186,12 @@ def evaluate_lenses(
                 logits = lens(batch.hidden[:, layer], layer)
                 values = acc[name, layer].update(logits, final_logits, batch.targets, batch.inputs)
                 for m in PER_EXAMPLE:
-                    kept[f"{name}.{m}"][sel, layer] = values[m].numpy()
+                    kept[f"{name}.{m}"][sel, layer] = values[m].cpu().numpy()
                 top1.append(logits.argmax(-1))
             depth = prediction_depth(torch.stack(top1, 1), final_top1)
+            depth = depth.cpu()
             depth_count[name] += torch.bincount(depth, minlength=n_layers + 2).double()
-            depth_ce[name].index_add_(0, depth, final_ce)
+            depth_ce[name].index_add_(0, depth, final_ce.cpu())
     if examples is not None:
         examples.update(kept)
     rows = [

@@ -111,13 +111,13 @@ class LayerAccumulator:
         self.sums["entropy_bits"] += entropy_bits(lens_logits).double().sum().item()
         ranks = rank_of(lens_logits, final_top1)
         self.rank_hist["final_top1"] += np.bincount(
-            ranks.numpy(), minlength=len(self.rank_hist["final_top1"])
+            ranks.cpu().numpy(), minlength=len(self.rank_hist["final_top1"])
         )
         if (inputs >= 0).all():
             self.has_inputs = True
             ranks = rank_of(lens_logits, inputs)
             self.rank_hist["input"] += np.bincount(
-                ranks.numpy(), minlength=len(self.rank_hist["input"])
+                ranks.cpu().numpy(), minlength=len(self.rank_hist["input"])
             )
         return values
 

@@ -35,8 +35,8 @@ def transfer_sums(
     final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
     final_p = final_logp.exp()
     neg_entropy = (final_p * final_logp).sum(-1)  # [b]
-    ce = torch.zeros(b, n, n, dtype=torch.float64)
-    kl = torch.zeros(b, n, n, dtype=torch.float64)
+    ce = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
+    kl = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
     for j in range(n):
         h = hidden[:, j]
         translated = torch.stack([lens.transform_hidden(h, i) for i in range(n)])  # [i, b, d]
@@ -87,8 +87,8 @@ def transfer_group_sums(
     ):
         c, k = transfer_sums(lens, batch.hidden, readout, batch.targets)
         sel = index[start : start + len(c)]
-        ce.index_add_(0, sel, c)
-        kl.index_add_(0, sel, k)
+        ce.index_add_(0, sel, c.cpu())
+        kl.index_add_(0, sel, k.cpu())
         start += len(c)
     count = torch.bincount(index, minlength=n_groups).double()
     return {"ce_bits": ce.numpy(), "kl_bits": kl.numpy(), "count": count.numpy()}

@@ -64,15 +64,13 @@ def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
     Per model: probe accuracy and tuned-lens KL (bits and ``_frac``) by relative depth, and
     the mean transfer penalty by relative layer distance over layers 1..L (bits and ``_frac``),
     each with its interval. Tables are named by their folder (``results/tables/<model>/``);
-    a ``seed`` column of the metrics table, if any, is carried over.
+    the ``seed`` column is the seed replicate named in the model's name (0 for the base name).
     """
     rows = []
     for m_path, e_path in zip(metrics, examples, strict=True):
-        model, weights = _split_name(model_of_table(m_path))
+        model, weights, seed = _split_name(model_of_table(m_path))
         table = read_table(m_path)
-        keys = {"model": model, "weights": weights}
-        if "seed" in table:
-            keys["seed"] = table["seed"].iloc[0]
+        keys = {"model": model, "weights": weights, "seed": seed}
         n_layers = int(table["layer"].max())
         for lens, prefix, cols in (
             ("probe", "probe_top1_acc", "top1_acc"),
@@ -111,10 +109,12 @@ def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _split_name(name: str) -> tuple[str, str]:
-    if name.endswith("_random"):
-        return name[: -len("_random")], "untrained"
-    return name, "trained"
+def _split_name(name: str) -> tuple[str, str, int]:
+    """``(architecture, "trained" or "untrained", seed replicate)`` of a model name."""
+    from iterlens.artifacts import parse_model_name
+
+    arch, replicate, random = parse_model_name(name)
+    return arch, "untrained" if random else "trained", replicate
 
 
 def headline_row(name: str, ex: Examples) -> dict:
@@ -245,13 +245,36 @@ def _headline_stat(metric: str, ex: Examples):
     raise ValueError(f"no statistic for contrast metric '{metric}'")
 
 
-def seed_spread(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
-    """Mean, standard deviation and count over seeds of ``values``, per ``by`` group.
+def seeds_table(tables: list[str]) -> pd.DataFrame:
+    """Mean and spread over seed replicates of every number in per-model summary tables.
 
-    ``table`` is the concatenation of per-seed tables (one ``seed`` column); the spread over
-    seeds is reported apart from the bootstrap intervals (DESIGN.md).
+    Each input table has a ``model`` column (the headline table, the vision summary); rows
+    are grouped by model with the seed suffix removed (``cnn_plain``, ``cnn_plain_s1``, ...
+    are one group; see :func:`iterlens.artifacts.model_name`). One row per (model, metric):
+    ``n_seeds``, ``mean``, ``std`` (sample standard deviation, missing for one seed),
+    ``min``, ``max``.
     """
-    grouped = table.groupby(by)[values]
-    out = grouped.mean().add_suffix("_mean")
-    out = out.join(grouped.std(ddof=1).add_suffix("_sd")).join(grouped.size().rename("n_seeds"))
-    return out.reset_index()
+    from iterlens.artifacts import model_name, parse_model_name
+
+    rows = []
+    for path in tables:
+        table = read_table(path)
+        parsed = table["model"].map(parse_model_name)
+        table["group"] = [model_name(arch, 0, random) for arch, _, random in parsed]
+        numeric = [c for c in table.columns if c not in ("model", "group")]
+        numeric = [c for c in numeric if pd.api.types.is_numeric_dtype(table[c])]
+        for group, part in table.groupby("group", sort=False):
+            for metric in numeric:
+                values = part[metric].dropna()
+                rows.append(
+                    {
+                        "model": group,
+                        "metric": metric,
+                        "n_seeds": len(values),
+                        "mean": values.mean(),
+                        "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                        "min": values.min(),
+                        "max": values.max(),
+                    }
+                )
+    return pd.DataFrame(rows)
