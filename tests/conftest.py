@@ -190,7 +190,9 @@ def write_fake_results(root: Path, vision: bool = True, intervals: bool = False)
         pd.DataFrame(pairs).to_csv(tables / net / "transfer.csv", index=False)
         metrics.append(str(tables / net / "lens_metrics.csv"))
         transfers.append(str(tables / net / "transfer.csv"))
-    headline = pd.DataFrame([_fake_headline_row(m, t) for m, t in zip(metrics, transfers)])
+    headline = pd.DataFrame(
+        [_fake_headline_row(m, t) for m, t in zip(metrics, transfers, strict=True)]
+    )
     if intervals:
         for col in ("transfer_ce_penalty_adjacent_bits", "tuned_kl_mean_bits"):
             headline[f"{col}_lo"] = headline[col] - 0.125

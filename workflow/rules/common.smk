@@ -24,7 +24,7 @@ CNN_MODELS = CNN_TRAINED + [f"{net}_random" for net in CNN_TRAINED] + CNN_REPLIC
 VISION = config["vision"]["enabled"]
 # Families drawn with their untrained twin ({family}_random) in every figure.
 FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
-# Replicate 0 of everything (the comparison figure), and every probed model (headline, seeds).
+# Every probed model, seed replicates included (headline, comparison, seeds).
 PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
 # Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
