@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/lenses.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 

@@ -4,7 +4,8 @@ The library and the workflow (``workflow/rules/common.smk``) both import this mo
 file is named once. Patterns use ``{wildcard}`` fields that are Snakemake wildcards in the
 workflow and ``str.format`` fields in the library:
 
-- ``{model}``: a probed model (``lm``, ``lm_random``, ``cnn_plain``, ``cnn_residual_random``, ...),
+- ``{model}``: a probed model (``lm``, ``lm_random``, ``lm_rotated``, ``cnn_plain``,
+  ``cnn_residual_random``, ...),
 - ``{split}``: a data split (``train``, ``lensfit``, ``eval``),
 - ``{kind}``: a trained lens kind (``tuned``, ``shared``, ``probe``),
 - ``{index}``: a five-digit shard number.
@@ -39,7 +40,8 @@ MODEL_DIR = "results/models/{model}"
 TRAINING_CURVE = "results/tables/{model}/training.csv"
 PROBED_DIR = "results/probed/{model}"
 MODEL_READOUT = PROBED_DIR + "/" + READOUT
-STORE_DIR = PROBED_DIR + "/acts/{split}"
+STORE_SUBDIR = "acts/{split}"  # a store's folder inside its probed-model folder
+STORE_DIR = PROBED_DIR + "/" + STORE_SUBDIR
 STORE_SHARD = STORE_DIR + "/" + SHARD
 STORE_MANIFEST = STORE_DIR + "/" + MANIFEST
 LENS_DIR = PROBED_DIR + "/lenses/{kind}"
@@ -53,6 +55,7 @@ LM_SUMMARY = TABLES_DIR + "/lm_summary.csv"
 HEADLINE = TABLES_DIR + "/headline.csv"
 VISION_SUMMARY = TABLES_DIR + "/vision_summary.csv"
 COMPARISON = TABLES_DIR + "/comparison.csv"
+ROTATED_CONTROL = TABLES_DIR + "/rotated_control.csv"
 FIGURES_DIR = "results/figures"
 FIGURE = FIGURES_DIR + "/{name}.png"
 

@@ -18,6 +18,8 @@ VISION = config["vision"]["enabled"]
 # Families drawn with their untrained twin ({family}_random) in every figure.
 FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
 PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
+# Positive control: each trained model's rotated twin (controls.smk), probed by the same rules.
+ROTATED = [f"{family}_rotated" for family in FAMILIES]
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
 SPLITS = ["train", "lensfit", "eval"]
 

@@ -9,7 +9,9 @@ A store is a folder holding ``shard-NNNNN.safetensors`` files and, written last,
 
 The final logits are not stored: they are ``R(hidden[:, L])`` by construction and are
 recomputed from the readout, which extraction checks against the model's own logits.
-Readers load one shard at a time, so memory does not grow with the token count.
+Readers load one shard at a time, so memory does not grow with the token count, and check
+each shard's bytes against the SHA-256 the manifest records as they load it (one pass of
+hashing over bytes read anyway), so a corrupted or swapped shard is refused by name.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load as load_bytes
 
 from iterlens.artifacts import MANIFEST, shard_path
 from iterlens.io import read_json, save_safetensors, write_json
@@ -131,10 +133,18 @@ class Batch:
 
 
 class ActivationStore:
-    """Read-only view of a store folder; validates the manifest and shard files on open."""
+    """Read-only view of a store folder; validates the manifest and shard files on open.
 
-    def __init__(self, folder: str | Path, verify_hashes: bool = False):
+    Args:
+        folder: the store folder.
+        verify_hashes: check every shard's SHA-256 against the manifest each time it is
+            loaded (on by default; the cost is one hash of the bytes read, see
+            ``benchmarks/store_hashes.py``).
+    """
+
+    def __init__(self, folder: str | Path, verify_hashes: bool = True):
         self.folder = Path(folder)
+        self.verify_hashes = verify_hashes
         manifest_path = self.folder / MANIFEST
         if not manifest_path.exists():
             raise FileNotFoundError(
@@ -153,8 +163,6 @@ class ActivationStore:
                 raise ValueError(
                     f"shard {path} is missing or truncated (expected {shard['size']} bytes)"
                 )
-            if verify_hashes and _sha256(path) != shard["sha256"]:
-                raise ValueError(f"shard {path} is corrupt (sha256 mismatch)")
 
     @property
     def n_layers(self) -> int:
@@ -186,10 +194,22 @@ class ActivationStore:
             )
 
     def load_shard(self, index: int) -> dict[str, torch.Tensor]:
-        """Load shard ``index`` fully into memory."""
-        path = self.folder / self.manifest["shards"][index]["file"]
+        """Load shard ``index`` fully into memory, verifying its bytes against the manifest.
+
+        Raises:
+            ValueError: the shard's SHA-256 differs from the manifest's (a corrupted or
+                swapped file), or it is not a readable safetensors file.
+        """
+        entry = self.manifest["shards"][index]
+        path = self.folder / entry["file"]
+        data = path.read_bytes()
+        if self.verify_hashes and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise ValueError(
+                f"shard {path} is corrupt or swapped: its sha256 differs from the one in "
+                f"{self.folder / MANIFEST}"
+            )
         try:
-            return load_file(str(path))
+            return load_bytes(data)
         except Exception as err:
             raise ValueError(f"corrupt shard {path}: {err}") from None
 
