@@ -293,8 +293,9 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
     """Save a trained lens to ``folder`` atomically.
 
     Every lens gets ``lens.safetensors`` (its own parameters; metadata records the kind,
-    L, the readout fingerprint and the fingerprint of the parameters themselves) and ``lens.json`` (the same metadata). A tuned lens also
-    gets ``config.json`` + ``params.pt``, the layout ``tuned_lens.TunedLens`` loads.
+    L, the readout fingerprint and the parameters' own fingerprint) and ``lens.json`` (the
+    same metadata). A tuned lens also gets ``config.json`` + ``params.pt``, the layout
+    ``tuned_lens.TunedLens`` loads.
     """
     own = {k: v for k, v in lens.state_dict().items() if not k.startswith(("readout.", "unembed."))}
     meta = {

@@ -49,9 +49,7 @@ def rotate_hidden(hidden: torch.Tensor, rotations: list[torch.Tensor]) -> torch.
     return rotated
 
 
-def rotate_store(
-    store: ActivationStore, out: str | Path, seed: int, progress: bool = True
-) -> dict:
+def rotate_store(store: ActivationStore, out: str | Path, seed: int, progress: bool = True) -> dict:
     """Write the rotated twin of ``store`` to the folder ``out``; return its manifest.
 
     Shards are read (hash-verified) and written one at a time; the manifest, written last,
