@@ -137,14 +137,15 @@ class ActivationStore:
 
     Args:
         folder: the store folder.
-        verify_hashes: check every shard's SHA-256 against the manifest each time it is
-            loaded (on by default; the cost is one hash of the bytes read, see
-            ``benchmarks/store_hashes.py``).
+        verify_hashes: check each shard's SHA-256 against the manifest the first time this
+            object loads it (on by default; the cost is one hash of bytes read anyway, once
+            per shard and process: see ``benchmarks/store_hashes.py``).
     """
 
     def __init__(self, folder: str | Path, verify_hashes: bool = True):
         self.folder = Path(folder)
         self.verify_hashes = verify_hashes
+        self._verified: set[int] = set()
         manifest_path = self.folder / MANIFEST
         if not manifest_path.exists():
             raise FileNotFoundError(
@@ -203,11 +204,13 @@ class ActivationStore:
         entry = self.manifest["shards"][index]
         path = self.folder / entry["file"]
         data = path.read_bytes()
-        if self.verify_hashes and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise ValueError(
-                f"shard {path} is corrupt or swapped: its sha256 differs from the one in "
-                f"{self.folder / MANIFEST}"
-            )
+        if self.verify_hashes and index not in self._verified:
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise ValueError(
+                    f"shard {path} is corrupt or swapped: its sha256 differs from the one in "
+                    f"{self.folder / MANIFEST}"
+                )
+            self._verified.add(index)
         try:
             return load_bytes(data)
         except Exception as err:

@@ -1,0 +1,87 @@
+"""Cost of verifying shards against the manifest's SHA-256 as they are read.
+
+Usage: python benchmarks/store_hashes.py [STORE ...] [--repeat 3]
+
+With store folders (e.g. ``results/probed/lm/acts/lensfit``), reads each one; without, builds
+a default-sized eval store (16,384 tokens x 9 layers x 128 floats, about 75 MB) in a
+temporary folder. Per store, the best of ``--repeat`` full passes over its shards:
+
+- ``verified``: a first pass of ``ActivationStore.load_shard`` (read, hash, parse), as every
+  step's first pass reads the store (later passes of the same object skip the hash),
+- ``unverified``: the same with ``verify_hashes=False`` (read, parse),
+- ``mmap``: ``safetensors.torch.load_file`` (the unverified reader before the check),
+
+each followed by one sum over the activations, so pages mapped lazily are read too.
+- ``hash only``: SHA-256 of the bytes already in memory.
+
+The extra cost of the check is ``verified - unverified``, paid once per store and process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from iterlens.probing.store import ActivationStore, shard_path, write_manifest, write_shard
+
+
+def _best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(folder: str | Path, repeat: int) -> None:
+    """Print the timings of one store."""
+    unverified = ActivationStore(folder, verify_hashes=False)
+    n_shards = len(unverified.manifest["shards"])
+    size = sum(s["size"] for s in unverified.manifest["shards"])
+    blobs = [(Path(folder) / s["file"]).read_bytes() for s in unverified.manifest["shards"]]
+
+    def load_all(store_of):
+        return lambda: [
+            store.load_shard(i)["hidden"].sum() for store in [store_of()] for i in range(n_shards)
+        ]
+
+    t_ver = _best(load_all(lambda: ActivationStore(folder)), repeat)  # a fresh object a pass
+    t_unv = _best(load_all(lambda: unverified), repeat)
+    files = [str(Path(folder) / s["file"]) for s in unverified.manifest["shards"]]
+    t_mmap = _best(lambda: [load_file(f)["hidden"].sum() for f in files], repeat)
+    t_hash = _best(lambda: [hashlib.sha256(b).hexdigest() for b in blobs], repeat)
+    mb = size / 1e6
+    print(
+        f"{folder}: {n_shards} shards, {mb:.0f} MB | verified {t_ver:.3f} s, "
+        f"unverified {t_unv:.3f} s, mmap {t_mmap:.3f} s, extra {t_ver - t_unv:+.3f} s per pass "
+        f"({100 * (t_ver - t_unv) / t_unv:+.0f}%) | hash only {t_hash:.3f} s "
+        f"({mb / t_hash:.0f} MB/s)"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("stores", nargs="*")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if args.stores:
+        for folder in args.stores:
+            measure(folder, args.repeat)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        hidden = torch.randn(16_384, 9, 128)
+        write_shard(shard_path(tmp, 0), hidden, torch.zeros(16_384, dtype=torch.long))
+        write_manifest(tmp, 1, {"domain": "lm"})
+        measure(tmp, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
