@@ -10,20 +10,23 @@ A store is a folder holding ``shard-NNNNN.safetensors`` files and, written last,
 The final logits are not stored: they are ``R(hidden[:, L])`` by construction and are
 recomputed from the readout, which extraction checks against the model's own logits.
 Readers load one shard at a time, so memory does not grow with the token count, and check
-each shard's bytes against the SHA-256 the manifest records as they load it (one pass of
-hashing over bytes read anyway), so a corrupted or swapped shard is refused by name.
+each shard against the SHA-256 the manifest records the first time they load it (hashed from
+a memory map of the file they are about to read), so a corrupted or swapped shard is refused
+by name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load as load_bytes
+from safetensors.torch import load_file
 
 from iterlens.artifacts import MANIFEST, shard_path
 from iterlens.io import read_json, save_safetensors, write_json
@@ -32,11 +35,12 @@ FORMAT_VERSION = 1
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """SHA-256 of a file, hashed from a memory map (no copy of its bytes)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        if os.fstat(f.fileno()).st_size == 0:
+            return hashlib.sha256().hexdigest()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hashlib.sha256(mapped).hexdigest()
 
 
 def write_shard(
@@ -203,16 +207,15 @@ class ActivationStore:
         """
         entry = self.manifest["shards"][index]
         path = self.folder / entry["file"]
-        data = path.read_bytes()
         if self.verify_hashes and index not in self._verified:
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            if _sha256(path) != entry["sha256"]:
                 raise ValueError(
                     f"shard {path} is corrupt or swapped: its sha256 differs from the one in "
                     f"{self.folder / MANIFEST}"
                 )
             self._verified.add(index)
         try:
-            return load_bytes(data)
+            return load_file(str(path))
         except Exception as err:
             raise ValueError(f"corrupt shard {path}: {err}") from None
 
