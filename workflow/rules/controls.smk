@@ -34,6 +34,26 @@ rule rotate_store:
         "--out {params.out} --seed {params.seed} > {log} 2>&1"
 
 
+# The generic lens fit, for the tuned and shared lens only (see ROTATED_LENS_KINDS).
+use rule fit_lenses as fit_lenses_rotated with:
+    output:
+        lenses=directory(expand(A.LENS_DIR, model="{model}", kind=ROTATED_LENS_KINDS)),
+        curves=expand(A.FIT_CURVE, model="{model}", kind=ROTATED_LENS_KINDS),
+    params:
+        cfg=cfg("lens", "probe"),
+        kinds=ROTATED_LENS_KINDS,
+        store=folder_of("input", "store"),
+        out=folder_of("output", "lenses"),
+        curves=folder_of("output", "curves"),
+    wildcard_constraints:
+        model=one_of(ROTATED),
+    message:
+        "Fit the tuned lens and shared lens of {wildcards.model}"
+
+
+ruleorder: fit_lenses_rotated > fit_lenses
+
+
 rule rotated_control:
     input:
         metrics=expand(A.LENS_METRICS, model=FAMILIES + ROTATED),
