@@ -53,7 +53,7 @@ def _fake_probed(root: Path, lensfit: int, eval_: int) -> None:
             n = min(16_384, tokens - i * 16_384)
             hidden = torch.randn(n, 9, 128, generator=gen)
             targets = torch.randint(0, 4096, (n,), generator=gen)
-            write_shard(shard_path(folder, i), hidden, targets, targets, n_bytes=4 * n)
+            write_shard(shard_path(folder, i), hidden, targets, targets.clone(), n_bytes=4 * n)
         finalize_store(folder, n_shards, readout.fingerprint(), "lm")
 
 
