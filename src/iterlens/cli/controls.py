@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from iterlens import artifacts
@@ -17,6 +18,7 @@ from iterlens.cli import arg, command, log
     arg("--seed", type=int, default=0, help="seed of the per-layer rotations"),
 )
 def rotate_store(args):
+    from iterlens.io import atomic_path
     from iterlens.probing.readout import Readout
     from iterlens.probing.rotate import rotate_store as rotate
     from iterlens.probing.store import ActivationStore
@@ -32,7 +34,8 @@ def rotate_store(args):
         twin = out / artifacts.STORE_SUBDIR.format(split=split)
         manifest = rotate(store, twin, args.seed, progress=not args.quiet)
         log.info("rotated %s -> %s: %d examples", folder, twin, manifest["n_examples"])
-    readout_.save(out / artifacts.READOUT)  # last: the rule's outputs are complete together
+    with atomic_path(out / artifacts.READOUT) as tmp:  # last: the outputs complete together
+        shutil.copyfile(args.readout, tmp)
 
 
 @command(
