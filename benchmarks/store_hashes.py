@@ -3,8 +3,9 @@
 Usage: python benchmarks/store_hashes.py [STORE ...] [--repeat 3]
 
 With store folders (e.g. ``results/probed/lm/acts/lensfit``), reads each one; without, builds
-a default-sized eval store (16,384 tokens x 9 layers x 128 floats, about 75 MB) in a
-temporary folder. Per store, the best of ``--repeat`` full passes over its shards:
+the default-sized stores in a temporary folder (9 layers x 128 floats a token, shards of
+16,384 tokens: eval 16,384 tokens, about 75 MB; lensfit 131,072 tokens, about 600 MB).
+Per store, the best of ``--repeat`` full passes over its shards:
 
 - ``verified``: a first pass of ``ActivationStore.load_shard`` (hash, then load), as every
   step's first pass reads the store (later passes of the same object skip the hash),
@@ -73,11 +74,13 @@ def main() -> None:
         for folder in args.stores:
             measure(folder, args.repeat)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        hidden = torch.randn(16_384, 9, 128)
-        write_shard(shard_path(tmp, 0), hidden, torch.zeros(16_384, dtype=torch.long))
-        write_manifest(tmp, 1, {"domain": "lm"})
-        measure(tmp, args.repeat)
+    for n_shards in (1, 8):  # eval, lensfit
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(n_shards):
+                hidden = torch.randn(16_384, 9, 128)
+                write_shard(shard_path(tmp, i), hidden, torch.zeros(16_384, dtype=torch.long))
+            write_manifest(tmp, n_shards, {"domain": "lm"})
+            measure(tmp, args.repeat)
 
 
 if __name__ == "__main__":
