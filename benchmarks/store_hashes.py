@@ -10,9 +10,9 @@ Per store, the best of ``--repeat`` full passes over its shards:
 - ``verified``: a first pass of ``ActivationStore.load_shard`` (hash, then load), as every
   step's first pass reads the store (later passes of the same object skip the hash),
 - ``unverified``: the same with ``verify_hashes=False`` (the reader before the check),
+- ``hash only``: SHA-256 of the bytes already in memory;
 
-each followed by one sum over the activations, so pages mapped lazily are read too.
-- ``hash only``: SHA-256 of the bytes already in memory.
+each load is followed by one sum over the activations, so pages mapped lazily are read too.
 
 The extra cost of the check is ``verified - unverified``, paid once per store and process.
 """
