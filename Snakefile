@@ -22,6 +22,7 @@ include: "workflow/rules/lenses.smk"
 include: "workflow/rules/controls.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/release.smk"
 
 
 rule all:

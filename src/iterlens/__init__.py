@@ -12,7 +12,11 @@ The package, by subsystem (each a subpackage; the workflow in ``workflow/rules``
 - :mod:`iterlens.probing`: a probed model's readout, its sharded activation store, extraction,
   lenses, metrics and transfer; one implementation for the LM and the CNN.
 - :mod:`iterlens.report`: summary tables and figures.
+- :mod:`iterlens.hub`: the Hugging Face Hub release (stage, push) and loading released lenses.
 - :mod:`iterlens.cli`: the command line, one module per group of commands.
+
+``iterlens.load_lens(repo_id_or_path, model)`` loads a released lens (ours, or any lens in
+the ``tuned_lens`` layout) from a folder or the Hugging Face Hub.
 """
 
 from __future__ import annotations
@@ -23,3 +27,14 @@ try:
     __version__ = version("iterlens")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
+
+__all__ = ["__version__", "load_lens"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import iterlens` (and the CLI) does not import torch.
+    if name == "load_lens":
+        from iterlens.hub.pull import load_lens
+
+        return load_lens
+    raise AttributeError(f"module 'iterlens' has no attribute {name!r}")

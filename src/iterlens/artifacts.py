@@ -26,6 +26,9 @@ LENS_WEIGHTS = "lens.safetensors"
 LENS_META = "lens.json"
 TUNED_LENS_CONFIG = "config.json"  # the layout tuned_lens.TunedLens.from_pretrained reads
 TUNED_LENS_PARAMS = "params.pt"
+RELEASE_META = "release.json"  # in each staged Hub repo folder: its repo id and type
+HUB_TUNED_LENS_DIR = "lens/{name}"  # inside a Hub repo: the tuned_lens layout
+HUB_LENS_DIR = "lenses/{kind}"  # inside a Hub repo: every lens as safetensors + lens.json
 
 # ---------------------------------------------------------------- lens vocabulary
 LENS_KINDS = ("logit", "tuned", "shared", "probe")  # every lens, in table order
@@ -58,6 +61,8 @@ COMPARISON = TABLES_DIR + "/comparison.csv"
 ROTATED_CONTROL = TABLES_DIR + "/rotated_control.csv"
 FIGURES_DIR = "results/figures"
 FIGURE = FIGURES_DIR + "/{name}.png"
+RELEASE_DIR = "results/release"
+RELEASE_REPO = RELEASE_DIR + "/{repo}"  # one staged folder per Hub repo
 
 
 def shard_file(index: int) -> str:

@@ -24,6 +24,8 @@ PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
 ROTATED = [f"{family}_rotated" for family in FAMILIES]
 ROTATED_LENS_KINDS = ["tuned", "shared"]
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
+# Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
+FITTED = [m for m in PROBED if not (m == "lm" and config["release"]["use_released_lenses"])]
 SPLITS = ["train", "lensfit", "eval"]
 
 # Final targets: each stage's .smk appends to this list; `rule all` asks for all of them.

@@ -51,4 +51,4 @@ rule evaluate:
         "--depth-out {output.depth} --transfer-out {output.transfer} > {log} 2>&1"
 
 
-TARGETS += expand(A.FIT_CURVE, model=PROBED, kind=LENS_KINDS)
+TARGETS += expand(A.FIT_CURVE, model=FITTED, kind=LENS_KINDS)

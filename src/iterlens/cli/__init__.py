@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("iterlens")
 
-GROUPS = ("data", "models", "probing", "controls", "report")
+GROUPS = ("data", "models", "probing", "controls", "report", "hub")
 """Modules of :mod:`iterlens.cli` that define commands, in ``--help`` order."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from iterlens import artifacts
 from iterlens.cli import arg, command, load_cfg, log
+from iterlens.cli.hub import RELEASED_LENS_ARGS
 
 
 @command(
@@ -122,6 +123,7 @@ def extract_cnn(args):
     arg("--readout", required=True),
     arg("--out", required=True, help="folder for one subfolder a lens"),
     arg("--curves", required=True, help="folder for fit_<kind>.csv"),
+    arg("--skip-existing", action="store_true", help="keep lenses already in --out"),
 )
 def fit_lenses(args):
     from iterlens.io import write_table
@@ -133,6 +135,9 @@ def fit_lenses(args):
     readout_ = Readout.load(args.readout)
     store = ActivationStore(args.store)
     for kind in args.kinds:
+        if args.skip_existing and (Path(args.out) / kind / artifacts.LENS_WEIGHTS).exists():
+            log.info("%s lens exists in %s; not refitted (--skip-existing)", kind, args.out)
+            continue
         lens, curve = fit_kind(kind, store, readout_, cfg, progress=not args.quiet)
         write_table(curve, Path(args.curves) / Path(artifacts.FIT_CURVE).name.format(kind=kind))
         save_lens(lens, Path(args.out) / kind, readout_, store.n_layers)
@@ -143,7 +148,14 @@ def fit_lenses(args):
     "per-layer metrics of every lens, prediction depth and transfer penalties",
     arg("--store", required=True),
     arg("--readout", required=True),
-    arg("--lens", nargs="*", default=[], help="lens folders (the logit lens is implied)"),
+    arg(
+        "--lens",
+        nargs="*",
+        default=[],
+        help="lens folders, tuned-lens layout folders, or Hub repos (owner/name, "
+        "spaces/owner/name) with lens/<model>/ (the logit lens is implied)",
+    ),
+    *RELEASED_LENS_ARGS,
     arg("--out", required=True, help="per-layer metrics table"),
     arg("--depth-out", required=True, help="prediction depth table"),
     arg("--transfer-out", help="transfer matrix table (needs a tuned lens)"),
@@ -158,8 +170,19 @@ def evaluate(args):
     readout_ = Readout.load(args.readout)
     store = ActivationStore(args.store)
     lenses = {"logit": LogitLens(readout_)}
-    for folder in args.lens:
-        lens = load_lens(folder, readout_)
+    for source in args.lens:
+        if (Path(source) / artifacts.LENS_WEIGHTS).exists():
+            lens = load_lens(source, readout_, allow_mismatch=args.allow_mismatch)
+        else:  # a tuned-lens layout folder, or a Hub repo / Space with lens/<model>/
+            from iterlens.hub.pull import load_lens as load_released
+
+            lens = load_released(
+                source,
+                readout_,
+                lens_name=args.lens_name,
+                repo_type=args.repo_type,
+                allow_mismatch=args.allow_mismatch,
+            )
         lenses[lens.kind] = lens
     metrics, depth = evaluate_lenses(lenses, store, readout_, progress=not args.quiet)
     write_table(metrics, args.out)

@@ -11,6 +11,7 @@ from iterlens.io import atomic_path
 
 SPLITS = ("train", "lensfit", "eval")
 EOS = "<|endoftext|>"
+TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # a class both transformers 4.x and 5.x know
 
 
 class CorpusError(ValueError):
@@ -137,6 +138,22 @@ def train_tokenizer(texts: list[str], vocab_size: int, folder: str | Path) -> No
     )
     with atomic_path(folder) as tmp:
         fast.save_pretrained(str(tmp))
+        portable_tokenizer_config(tmp)
+
+
+def portable_tokenizer_config(folder: str | Path) -> None:
+    """Make ``tokenizer_config.json`` name a class transformers 4.x and 5.x both load.
+
+    transformers 5 writes ``TokenizersBackend``, which 4.x refuses; the tokenizer itself
+    lives in ``tokenizer.json``, so ``PreTrainedTokenizerFast`` loads it in both.
+    """
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text())
+    if config.get("tokenizer_class") in (None, "TokenizersBackend"):
+        config["tokenizer_class"] = TOKENIZER_CLASS
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load_tokenizer(name_or_path: str | Path):

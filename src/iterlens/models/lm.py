@@ -96,8 +96,11 @@ def init_model(config, seed: int):
 def save_model(model, tokenizer, folder: str | Path) -> None:
     """``save_pretrained`` (safetensors) model and tokenizer into ``folder``, atomically."""
     with atomic_path(folder) as tmp:
+        from iterlens.data.text import portable_tokenizer_config
+
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
+        portable_tokenizer_config(tmp)
 
 
 def _windows(tokens: np.ndarray, seq_len: int, idx: np.ndarray) -> torch.Tensor:

@@ -314,20 +314,22 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
         (tmp / artifacts.LENS_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def load_lens(folder: str | Path, readout: Readout) -> nn.Module:
+def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False) -> nn.Module:
     """Load a lens saved by :func:`save_lens`.
 
-    Refuses a lens made for another readout, and one whose parameters differ from the
-    fingerprint recorded when it was saved (a corrupted file).
+    Refuses a lens made for another readout (``allow_mismatch`` loads it anyway; shapes are
+    still checked), and one whose parameters differ from the fingerprint recorded when it
+    was saved (a corrupted file).
     """
     path = Path(folder) / artifacts.LENS_WEIGHTS
     state, meta = load_safetensors(path, "lens")
     if meta.get("fingerprint") and fingerprint(state) != meta["fingerprint"]:
         raise ValueError(f"lens {path} is corrupt: its parameters do not match their fingerprint")
-    if meta.get("readout_fingerprint") != readout.fingerprint():
+    if meta.get("readout_fingerprint") != readout.fingerprint() and not allow_mismatch:
         raise ValueError(
             f"lens {folder} was trained for readout {meta.get('readout_fingerprint')}, but this "
-            f"model's readout is {readout.fingerprint()}: the unembedding does not match"
+            f"model's readout is {readout.fingerprint()}: the unembedding does not match "
+            f"(allow_mismatch / --allow-mismatch loads it anyway)"
         )
     if int(meta["d_model"]) != readout.d_model:
         raise ValueError(

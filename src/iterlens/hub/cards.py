@@ -1,0 +1,245 @@
+"""Model and dataset cards of the release (``huggingface_hub.ModelCard`` / ``DatasetCard``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+TAGS = ["iterlens", "tuned-lens", "logit-lens", "interpretability", "iterative-inference"]
+LICENSE = "mit"
+LENS_ORDER = ("logit", "identity", "tuned", "shared", "probe")
+
+
+def package_version() -> str:
+    """The installed iterlens version (the source tree's when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iterlens")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def citation(repo_id: str) -> str:
+    """BibTeX entry for the release."""
+    key = repo_id.replace("/", "_").replace("-", "_")
+    return (
+        f"@misc{{{key},\n  title  = {{iterlens: does a transformer refine one prediction "
+        f"layer by layer?}},\n  author = {{{{iterlens developers}}}},\n  year   = {{2026}},\n"
+        f"  note   = {{Release {repo_id}, iterlens {package_version()}}},\n"
+        f"  url    = {{https://huggingface.co/{repo_id}}}\n}}"
+    )
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def layer_table(metrics: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Per-layer lens table: KL to final (bits) per lens, CE of the free probe.
+
+    Cells carry the 95% interval as ``x [lo, hi]`` when the table has ``*_lo``/``*_hi``.
+    """
+    lenses = [k for k in LENS_ORDER if k in set(metrics["lens"])]
+    columns = [(lens, "ce_bits" if lens == "probe" else "kl_bits") for lens in lenses]
+    header = ["layer"] + [f"{lens} {metric}" for lens, metric in columns]
+    rows = []
+    for layer in sorted(metrics["layer"].unique()):
+        row = [str(int(layer))]
+        for lens, metric in columns:
+            hit = metrics[(metrics["lens"] == lens) & (metrics["layer"] == layer)]
+            if hit.empty:
+                row.append("")
+                continue
+            r = hit.iloc[0]
+            cell = _fmt(r[metric])
+            if f"{metric}_lo" in r and f"{metric}_hi" in r:
+                cell += f" [{_fmt(r[f'{metric}_lo'])}, {_fmt(r[f'{metric}_hi'])}]"
+            row.append(cell)
+        rows.append(row)
+    return header, rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def eval_results(metrics: pd.DataFrame, dataset_id: str, task: str):
+    """``model-index`` results: the final held-out loss, and the per-layer lens KL."""
+    from huggingface_hub import EvalResult
+
+    common = {
+        "task_type": task,
+        "dataset_type": dataset_id,
+        "dataset_name": dataset_id,
+        "dataset_split": "eval",
+    }
+    last = int(metrics["layer"].max())
+    logit = "logit" if "logit" in set(metrics["lens"]) else "identity"
+    final = metrics[(metrics["lens"] == logit) & (metrics["layer"] == last)].iloc[0]
+    out = [
+        EvalResult(
+            metric_type="cross_entropy",
+            metric_name="final held-out loss (bits)",
+            metric_value=round(float(final["ce_bits"]), 4),
+            **common,
+        )
+    ]
+    for lens in ("logit", "tuned", "shared"):
+        for _, r in metrics[metrics["lens"] == lens].sort_values("layer").iterrows():
+            if int(r["layer"]) == last:
+                continue
+            out.append(
+                EvalResult(
+                    metric_type="kl_divergence",
+                    metric_name=f"{lens} lens KL to final, layer {int(r['layer'])} (bits)",
+                    metric_value=round(float(r["kl_bits"]), 4),
+                    **common,
+                )
+            )
+    return out
+
+
+def model_card(
+    repo_id: str,
+    dataset_id: str,
+    lens_name: str,
+    domain: str,
+    metrics: pd.DataFrame,
+    base_model: str | None = None,
+):
+    """The model card of one studied model: metadata, per-layer table, loading, citation."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    task = "text-generation" if domain == "lm" else "image-classification"
+    local_base = bool(base_model) and (Path(base_model).exists() or base_model.count("/") > 1)
+    hub_base = None if local_base else base_model  # a local folder has no Hub page
+    data = ModelCardData(
+        library_name="transformers" if domain == "lm" else "pytorch",
+        license=LICENSE,
+        datasets=[dataset_id],
+        tags=TAGS + [domain],
+        pipeline_tag=task,
+        base_model=hub_base,
+        model_name=repo_id,
+        eval_results=eval_results(metrics, dataset_id, task),
+    )
+    header, rows = layer_table(metrics)
+    if domain == "lm":
+        imports = "from transformers import AutoModelForCausalLM"
+        load_model = f'model = AutoModelForCausalLM.from_pretrained("{base_model or repo_id}")'
+    else:
+        imports = (
+            "from huggingface_hub import snapshot_download; "
+            "from iterlens.models.cnn import load_cnn"
+        )
+        load_model = f'model = load_cnn(snapshot_download("{repo_id}"))'
+    what = (
+        "the model (safetensors, with its tokenizer), "
+        if base_model is None
+        else f"lenses for `{base_model}` (the model itself is not part of this repo), "
+    )
+    net = "transformer" if domain == "lm" else "CNN"
+    tuned_line = (
+        f'lens = TunedLens.from_model_and_pretrained(model, "{lens_name}", '
+        f'repo_id="{repo_id}", repo_type="model")'
+    )
+    body = f"""
+# {repo_id}
+
+Part of the iterlens release: does a {net} refine one prediction layer by layer? This
+repository holds {what}its tuned lens in the `tuned_lens` layout (`lens/{lens_name}/`), every
+lens as safetensors (`lenses/tuned`, `lenses/shared`, `lenses/probe`, each with a `lens.json`)
+and the final readout (`readout.safetensors`). Every table of the study is in
+[{dataset_id}](https://huggingface.co/datasets/{dataset_id}).
+
+## Per-layer lenses on held-out data
+
+KL(final || lens) in bits for the logit, tuned and shared lenses; cross-entropy to the
+target in bits for the free probe. Layer 0 is the embedding (or the CNN stem).
+
+{markdown_table(header, rows)}
+
+## Loading
+
+With iterlens:
+
+```python
+import iterlens; {imports}
+{load_model}
+lens = iterlens.load_lens("{repo_id}", model)  # lens(h, layer) -> logits
+```
+
+With tuned_lens (the tuned lens only):
+
+```python
+from tuned_lens import TunedLens; {imports}
+{load_model}
+{tuned_line}
+```
+
+## Citation
+
+```bibtex
+{citation(repo_id)}
+```
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def dataset_card(
+    repo_id: str,
+    configs: dict[str, str],
+    splits: dict[str, int],
+    model_repos: list[str],
+    activations: str | None = None,
+):
+    """The dataset card: YAML ``configs`` naming each Parquet table, splits, activations."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(
+        license=LICENSE,
+        tags=TAGS,
+        pretty_name=f"iterlens results ({repo_id})",
+        configs=[
+            {"config_name": name, "data_files": [{"split": "train", "path": path}]}
+            for name, path in sorted(configs.items())
+        ],
+    )
+    table_list = "\n".join(f"- `{name}`: `{path}`" for name, path in sorted(configs.items()))
+    split_list = "\n".join(
+        f"- `splits/{name}.json`: {n} document ids" for name, n in sorted(splits.items())
+    )
+    models = "\n".join(f"- [{m}](https://huggingface.co/{m})" for m in model_repos)
+    acts = f"\n## Activations\n\n{activations}\n" if activations else ""
+    body = f"""
+# {repo_id}
+
+Every result table of the iterlens study, one Parquet file each (the `configs` above name them;
+`datasets.load_dataset("{repo_id}", "<config>")` reads one), and the document ids of each
+corpus split, so that anyone can rebuild the split.
+
+## Tables
+
+{table_list}
+
+## Corpus splits
+
+{split_list}
+
+## Models and lenses
+
+{models}
+{acts}
+## Citation
+
+```bibtex
+{citation(repo_id)}
+```
+"""
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}")

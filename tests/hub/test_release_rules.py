@@ -1,0 +1,55 @@
+"""The release rules in the DAG (dry runs: seconds)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def snakemake(workdir, *extra, config):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        config,
+        "--cores",
+        "2",
+        *extra,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def dry_run(tmp_path, **release):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["release"] = release
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(
+        tmp_path / "run", "-n", "--quiet", "rules", config=str(tmp_path / "cfg.yaml")
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def jobs(text, rule):
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == rule:
+            return int(parts[1])
+    return 0
+
+
+def test_the_dag_stages_the_release_never_pushes_and_can_use_released_lenses(tmp_path):
+    out = dry_run(tmp_path, use_released_lenses=True, lenses_from="spaces/someone/lenses")
+    assert jobs(out, "stage_model_repo") == 3  # lm, cnn_plain, cnn_residual
+    assert jobs(out, "stage_dataset_repo") == 1
+    assert jobs(out, "push") == 0 and jobs(out, "push_dry_run") == 0
+    assert jobs(out, "released_lenses") == 1
+    assert jobs(out, "fit_lenses") == 5  # every probed model but the LM

@@ -1,0 +1,142 @@
+# The Hugging Face Hub release. Staging (offline) is part of the default run: one folder per
+# repo under results/release/. Pushing is an explicit target: `snakemake push_dry_run`,
+# then `snakemake push` (needs HF_TOKEN or `hf auth login`).
+from iterlens.hub.stage import repo_id, repo_name
+
+RELEASE = config["release"]
+RELEASED_MODELS = ["lm"] + (CNN_TRAINED if VISION else [])
+# Model repo folders are <prefix>-<model, dashed>; {repo} is the dashed model name.
+REPO_OF = {m.replace("_", "-"): m for m in RELEASED_MODELS}
+MODEL_REPO = A.RELEASE_REPO.format(repo=RELEASE["prefix"] + "-{repo}")
+DATASET_REPO = A.RELEASE_REPO.format(repo=RELEASE["prefix"] + "-results")
+RELEASE_DIRS = [A.RELEASE_REPO.format(repo=repo_name(RELEASE["prefix"], m))
+                for m in RELEASED_MODELS] + [DATASET_REPO]
+
+
+def released_model_inputs(wildcards):
+    m = REPO_OF[wildcards.repo]
+    return {
+        "model": A.MODEL_DIR.format(model=m),
+        "lenses": expand(A.LENS_DIR, model=m, kind=LENS_KINDS),
+        "readout": A.MODEL_READOUT.format(model=m),
+        "metrics": A.LENS_METRICS.format(model=m),
+    }
+
+
+def released_model_name(wildcards):
+    return REPO_OF[wildcards.repo]
+
+
+def release_tables(wildcards):
+    """Every table the run writes (the dataset repo waits for all of them)."""
+    tables = [t for t in TARGETS if t.endswith(".csv")]
+    tables += expand([A.LENS_METRICS, A.PREDICTION_DEPTH, A.TRANSFER], model=PROBED)
+    if VISION:
+        tables.append(A.COMPARISON)
+    if RELEASE["include_activations"]:
+        tables.append(A.STORE_MANIFEST.format(model="lm", split="eval"))
+    return sorted(set(tables))
+
+
+rule stage_model_repo:
+    input:
+        unpack(released_model_inputs),
+    output:
+        directory(MODEL_REPO),
+    wildcard_constraints:
+        repo=one_of(REPO_OF),
+    params:
+        cfg=cfg("release"),
+        model=released_model_name,
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/release/{repo}.log",
+    message:
+        "Stage the Hub model repo of {params.model}: model, lenses, model card"
+    shell:
+        "iterlens stage-release --cfg {params.cfg} --model {params.model} --results results "
+        "--out {output} > {log} 2>&1"
+
+
+rule stage_dataset_repo:
+    input:
+        tables=release_tables,
+        corpus=expand(A.CORPUS, split=SPLITS),
+    output:
+        directory(DATASET_REPO),
+    params:
+        cfg=cfg("release"),
+        models=RELEASED_MODELS,
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/release/dataset.log",
+    message:
+        "Stage the Hub dataset repo: every table as Parquet, split document ids, dataset card"
+    shell:
+        "iterlens stage-release --cfg {params.cfg} --models {params.models} --results results "
+        "--out {output} > {log} 2>&1"
+
+
+rule push_dry_run:
+    input:
+        RELEASE_DIRS,
+    params:
+        release=A.RELEASE_DIR,
+    message:
+        "List the repos, files and sizes the push would upload (no network)"
+    shell:
+        "iterlens push --release {params.release} --dry-run"
+
+
+rule push:
+    input:
+        RELEASE_DIRS,
+    params:
+        release=A.RELEASE_DIR,
+        private="--private" if RELEASE["private"] else "",
+    log:
+        "logs/release/push.log",
+    message:
+        "Create the Hub repos where missing and upload each staged folder (needs a token)"
+    shell:
+        "iterlens push --release {params.release} {params.private} > {log} 2>&1"
+
+
+if RELEASE["use_released_lenses"]:
+
+    ruleorder: released_lenses > fit_lenses
+
+    rule released_lenses:
+        input:
+            model=A.MODEL_DIR.format(model="lm"),
+            store=A.STORE_MANIFEST.format(model="lm", split="lensfit"),
+            readout=A.MODEL_READOUT.format(model="lm"),
+        output:
+            lenses=directory(expand(A.LENS_DIR, model="lm", kind=LENS_KINDS)),
+        params:
+            cfg=cfg("lens", "probe"),
+            source=RELEASE["lenses_from"]
+            or repo_id(RELEASE["namespace"], repo_name(RELEASE["prefix"], "lm")),
+            name=f"--lens-name {RELEASE['lens_name']}" if RELEASE["lens_name"] else "",
+            store=folder_of("input", "store"),
+            out=folder_of("output", "lenses"),
+            curves=A.MODEL_TABLES.format(model="lm"),
+        resources:
+            mem_mb=4000,
+        log:
+            "logs/fit/lm_released.log",
+        message:
+            "Pull the released lenses of the LM from {params.source} (fit only kinds it lacks)"
+        shell:
+            "(iterlens pull --source {params.source} --model {input.model} --kind tuned "
+            "{params.name} --out {params.out}/tuned && "
+            "for kind in shared probe; do iterlens pull --source {params.source} "
+            "--model {input.model} --kind $kind --missing-ok --out {params.out}/$kind "
+            "|| exit 1; done && "
+            "iterlens fit-lenses --cfg {params.cfg} --skip-existing --store {params.store} "
+            "--readout {input.readout} --out {params.out} --curves {params.curves}) > {log} 2>&1"
+
+
+TARGETS += RELEASE_DIRS
