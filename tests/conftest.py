@@ -245,3 +245,37 @@ def _fake_headline_row(metrics: str, transfer: str) -> dict:
         "probe_best_top1_acc": acc.max(),
         "probe_plateau_layer": int((acc >= acc.max() - 0.01).idxmax()),
     }
+
+
+def layered_store(folder: Path, readout, seed: int = 1, n: int = 1024, n_layers: int = 4):
+    """A small store whose layers refine one prediction (noise shrinking with depth).
+
+    Targets are the readout's own top-1 at the last layer; returns the opened store.
+    """
+    from iterlens.probing.store import ActivationStore, finalize_store, shard_path, write_shard
+
+    gen = torch.Generator().manual_seed(seed)
+    d = readout.d_model
+    for index in range(2):
+        last = 2 * torch.randn(n, d, generator=gen)
+        noise = [0.5 * (n_layers - k) * torch.randn(n, d, generator=gen) for k in range(n_layers)]
+        hidden = torch.stack([last + e for e in noise] + [last], 1)
+        with torch.no_grad():
+            targets = readout(last).argmax(-1)
+        write_shard(shard_path(folder, index), hidden, targets, n_bytes=n)
+    finalize_store(folder, 2, readout.fingerprint(), "test")
+    return ActivationStore(folder)
+
+
+@pytest.fixture
+def small_readout():
+    """A LayerNorm + linear readout, 16 wide, 12 classes (a sharp final distribution)."""
+    from torch import nn
+
+    from iterlens.probing.readout import Readout
+
+    torch.manual_seed(0)
+    readout = Readout(nn.LayerNorm(16), nn.Linear(16, 12)).eval()
+    with torch.no_grad():
+        readout.unembedding.weight.mul_(3)
+    return readout

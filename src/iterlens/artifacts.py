@@ -4,8 +4,8 @@ The library and the workflow (``workflow/rules/common.smk``) both import this mo
 file is named once. Patterns use ``{wildcard}`` fields that are Snakemake wildcards in the
 workflow and ``str.format`` fields in the library:
 
-- ``{model}``: a probed model (``lm``, ``lm_random``, ``cnn_plain``, ``cnn_residual_random``,
-  ``cnn_plain_s1``, ...; see :func:`model_name`),
+- ``{model}``: a probed model (``lm``, ``lm_random``, ``lm_rotated``, ``cnn_plain``,
+  ``cnn_residual_random``, ``cnn_plain_s1``, ...; see :func:`model_name`),
 - ``{split}``: a data split (``train``, ``lensfit``, ``eval``),
 - ``{kind}``: a trained lens kind (``tuned``, ``shared``, ``probe``),
 - ``{index}``: a five-digit shard number.
@@ -52,7 +52,8 @@ MODEL_DIR = "results/models/{model}"
 TRAINING_CURVE = "results/tables/{model}/training.csv"
 PROBED_DIR = "results/probed/{model}"
 MODEL_READOUT = PROBED_DIR + "/" + READOUT
-STORE_DIR = PROBED_DIR + "/acts/{split}"
+STORE_SUBDIR = "acts/{split}"  # a store's folder inside its probed-model folder
+STORE_DIR = PROBED_DIR + "/" + STORE_SUBDIR
 STORE_SHARD = STORE_DIR + "/" + SHARD
 STORE_MANIFEST = STORE_DIR + "/" + MANIFEST
 LENS_DIR = PROBED_DIR + "/lenses/{kind}"
@@ -69,6 +70,7 @@ HEADLINE = TABLES_DIR + "/headline.csv"
 VISION_SUMMARY = TABLES_DIR + "/vision_summary.csv"
 COMPARISON = TABLES_DIR + "/comparison.csv"
 SEEDS = TABLES_DIR + "/seeds.csv"
+ROTATED_CONTROL = TABLES_DIR + "/rotated_control.csv"
 FIGURES_DIR = "results/figures"
 FIGURE = FIGURES_DIR + "/{name}.png"
 RELEASE_DIR = "results/release"

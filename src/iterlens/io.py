@@ -77,6 +77,21 @@ def save_safetensors(
         save_file(clean, str(tmp), metadata=dict(metadata) if metadata else None)
 
 
+def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (first 16 hex digits) over named tensors, in name order, as float32 bytes.
+
+    Recorded beside saved readouts and lenses, and checked when they are loaded, so a file
+    whose numbers changed (a flipped byte) is refused.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tensors.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def load_safetensors(path: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a safetensors file and its metadata; name ``what`` it is when missing or corrupt.
 

@@ -9,6 +9,7 @@ from iterlens.probing.lenses import (
     SharedLens,
     fit_lens,
     load_lens,
+    make_lens,
     make_tuned_lens,
     save_lens,
 )
@@ -109,3 +110,27 @@ def test_saved_tuned_lens_loads_in_tuned_lens_package(tmp_path):
     theirs = TunedLens.from_model_and_pretrained(model, str(tmp_path / "lens"))
     h = torch.randn(3, 32)
     torch.testing.assert_close(theirs(h, 0), lens(h, 0))
+
+
+def test_lens_or_readout_with_a_flipped_byte_is_refused(tmp_path, small_readout):
+    from iterlens.probing.readout import Readout
+
+    lens = make_lens("shared", small_readout, 3)
+    with torch.no_grad():
+        lens.translator.bias.fill_(0.5)
+    save_lens(lens, tmp_path / "shared", small_readout, 3)
+    assert torch.equal(
+        load_lens(tmp_path / "shared", small_readout).translator.bias, lens.translator.bias
+    )
+    weights = tmp_path / "shared" / "lens.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="lens.safetensors is corrupt"):
+        load_lens(tmp_path / "shared", small_readout)
+    small_readout.save(tmp_path / "readout.safetensors")
+    data = bytearray((tmp_path / "readout.safetensors").read_bytes())
+    data[-2] ^= 0xFF
+    (tmp_path / "readout.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="readout.safetensors does not match its recorded"):
+        Readout.load(tmp_path / "readout.safetensors")

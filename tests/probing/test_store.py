@@ -99,3 +99,54 @@ def test_half_precision_store_reads_back_as_float32(tmp_path, dtype):
     assert batch.hidden.dtype is torch.float32
     assert torch.equal(batch.hidden, hidden.to(dtype).float())
     assert shard_path(tmp_path, 0).stat().st_size < 10 * 4 * 3 * 4 + 200
+
+
+def flip_byte(path, offset=-1):
+    """Flip every bit of one byte of ``path`` (same size, different contents)."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_or_swapped_shard_refused_by_name(tmp_path):
+    make_store(tmp_path)
+    first, second = shard_path(tmp_path, 0), shard_path(tmp_path, 1)
+    flip_byte(second)
+    store = ActivationStore(tmp_path)  # same size: opening is cheap and passes
+    store.load_shard(0)
+    with pytest.raises(ValueError, match=f"{second.name} is corrupt or swapped"):
+        list(store.iter_batches(4))
+    assert ActivationStore(tmp_path, verify_hashes=False).load_shard(1)  # the check is the hash
+    flip_byte(second)  # restored
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    with pytest.raises(ValueError, match=f"{first.name} is corrupt or swapped"):
+        ActivationStore(tmp_path).load_shard(0)
+
+
+def test_every_step_refuses_a_corrupt_shard(tmp_path, small_readout, capsys):
+    from conftest import layered_store
+
+    from iterlens.cli import main
+    from iterlens.probing.lenses import make_lens, save_lens
+    from iterlens.probing.transfer import transfer_matrix
+
+    store = layered_store(tmp_path / "acts", small_readout, n=64, n_layers=2)
+    small_readout.save(tmp_path / "readout.safetensors")
+    save_lens(make_lens("tuned", small_readout, 2), tmp_path / "tuned", small_readout, 2)
+    flip_byte(shard_path(tmp_path / "acts", 1), offset=-8)
+    common = ["--quiet", "--store", str(tmp_path / "acts")]
+    common += ["--readout", str(tmp_path / "readout.safetensors")]
+    fit = ["fit-lenses", *common, "--kinds", "shared", "--out", str(tmp_path / "lenses")]
+    fit += ["--curves", str(tmp_path / "curves")]
+    fit += ["--cfg", '{"seed": 0, "lens": {"steps": 8, "batch_size": 32}}']
+    evaluate = ["evaluate", *common, "--lens", str(tmp_path / "tuned")]
+    evaluate += ["--out", str(tmp_path / "m.csv"), "--depth-out", str(tmp_path / "d.csv")]
+    for argv in (fit, evaluate):
+        assert main(argv) == 1, argv[0]
+        assert "shard-00001.safetensors is corrupt or swapped" in capsys.readouterr().err
+        assert not (tmp_path / "m.csv").exists() and not (tmp_path / "lenses").exists()
+    lens = make_lens("tuned", small_readout, 2)
+    with pytest.raises(ValueError, match="shard-00001.safetensors is corrupt or swapped"):
+        transfer_matrix(lens, store, small_readout, progress=False)

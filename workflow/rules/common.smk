@@ -26,6 +26,11 @@ VISION = config["vision"]["enabled"]
 FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
 # Every probed model, seed replicates included (headline, comparison, seeds).
 PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
+# Positive control: each trained model's rotated twin (controls.smk), probed by the same rules.
+# Its lenses are the tuned and shared lens only: a free probe is basis-free, so the twin's
+# probes would only repeat the model's.
+ROTATED = [f"{family}_rotated" for family in FAMILIES]
+ROTATED_LENS_KINDS = ["tuned", "shared"]
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
 # Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
 FITTED = [m for m in PROBED if not (m == "lm" and config["release"]["use_released_lenses"])]
@@ -80,7 +85,8 @@ def arch_of(wildcards):
 
 
 def lens_dirs(wildcards):
-    return [A.LENS_DIR.format(model=wildcards.model, kind=kind) for kind in LENS_KINDS]
+    kinds = ROTATED_LENS_KINDS if wildcards.model in ROTATED else LENS_KINDS
+    return [A.LENS_DIR.format(model=wildcards.model, kind=kind) for kind in kinds]
 
 
 def folder_of(io, name, up=1):

@@ -28,7 +28,7 @@ from tuned_lens.nn.lenses import TunedLensConfig
 
 from iterlens import artifacts
 from iterlens.artifacts import LENS_KINDS
-from iterlens.io import atomic_path, load_safetensors, save_safetensors
+from iterlens.io import atomic_path, fingerprint, load_safetensors, save_safetensors
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -224,8 +224,9 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
     """Save a trained lens to ``folder`` atomically.
 
     Every lens gets ``lens.safetensors`` (its own parameters; metadata records the kind,
-    L and the readout fingerprint) and ``lens.json`` (the same metadata). A tuned lens also
-    gets ``config.json`` + ``params.pt``, the layout ``tuned_lens.TunedLens`` loads.
+    L, the readout fingerprint and the parameters' own fingerprint) and ``lens.json`` (the
+    same metadata). A tuned lens also gets ``config.json`` + ``params.pt``, the layout
+    ``tuned_lens.TunedLens`` loads.
     """
     own = {k: v for k, v in lens.state_dict().items() if not k.startswith(("readout.", "unembed."))}
     meta = {
@@ -234,6 +235,7 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
         "d_model": str(readout.d_model),
         "n_classes": str(readout.n_classes),
         "readout_fingerprint": readout.fingerprint(),
+        "fingerprint": fingerprint(own),
     }
     with atomic_path(folder) as tmp:
         tmp.mkdir()
@@ -244,11 +246,16 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
 
 
 def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False) -> nn.Module:
-    """Load a lens saved by :func:`save_lens`, refusing one made for another readout.
+    """Load a lens saved by :func:`save_lens`.
 
-    ``allow_mismatch`` loads it anyway (shapes are still checked).
+    Refuses a lens made for another readout (``allow_mismatch`` loads it anyway; shapes are
+    still checked), and one whose parameters differ from the fingerprint recorded when it
+    was saved (a corrupted file).
     """
-    state, meta = load_safetensors(Path(folder) / artifacts.LENS_WEIGHTS, "lens")
+    path = Path(folder) / artifacts.LENS_WEIGHTS
+    state, meta = load_safetensors(path, "lens")
+    if meta.get("fingerprint") and fingerprint(state) != meta["fingerprint"]:
+        raise ValueError(f"lens {path} is corrupt: its parameters do not match their fingerprint")
     if meta.get("readout_fingerprint") != readout.fingerprint() and not allow_mismatch:
         raise ValueError(
             f"lens {folder} was trained for readout {meta.get('readout_fingerprint')}, but this "

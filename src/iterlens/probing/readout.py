@@ -8,14 +8,13 @@ so ``tuned_lens.TunedLens`` accepts it for both domains.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from iterlens.io import load_safetensors, save_safetensors
+from iterlens.io import fingerprint, load_safetensors, save_safetensors
 from iterlens.models.surgery import final_norm_of, model_family
 
 
@@ -67,11 +66,7 @@ class Readout(nn.Module):
 
     def fingerprint(self) -> str:
         """SHA-256 over every readout parameter: a lens trained on another readout is refused."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return fingerprint(self.state_dict())
 
     def norm_kind(self) -> str:
         """Name of the final norm: layernorm, rmsnorm or identity."""

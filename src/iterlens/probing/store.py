@@ -9,13 +9,18 @@ A store is a folder holding ``shard-NNNNN.safetensors`` files and, written last,
 
 The final logits are not stored: they are ``R(hidden[:, L])`` by construction and are
 recomputed from the readout, which extraction checks against the model's own logits.
-Readers load one shard at a time, so memory does not grow with the token count.
+Readers load one shard at a time, so memory does not grow with the token count, and check
+each shard against the SHA-256 the manifest records the first time they load it (hashed from
+a memory map of the file they are about to read), so a corrupted or swapped shard is refused
+by name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 import queue
 import struct
 import threading
@@ -37,11 +42,12 @@ _ST_DTYPE = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """SHA-256 of a file, hashed from a memory map (no copy of its bytes)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        if os.fstat(f.fileno()).st_size == 0:
+            return hashlib.sha256().hexdigest()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hashlib.sha256(mapped).hexdigest()
 
 
 def write_shard(
@@ -261,13 +267,23 @@ class Batch:
 
 
 class ActivationStore:
-    """Read-only view of a store folder; validates the manifest and shard files on open."""
+    """Read-only view of a store folder; validates the manifest and shard files on open.
+
+    Args:
+        folder: the store folder.
+        verify_hashes: check each shard's SHA-256 against the manifest the first time this
+            object loads it (on by default; the cost is one hash of bytes read anyway, once
+            per shard and process: see ``benchmarks/store_hashes.py``).
+        device: where batches are placed (the data is read on the CPU).
+    """
 
     def __init__(
-        self, folder: str | Path, verify_hashes: bool = False, device: str | torch.device = "cpu"
+        self, folder: str | Path, verify_hashes: bool = True, device: str | torch.device = "cpu"
     ):
         self.folder = Path(folder)
         self.device = torch.device(device)
+        self.verify_hashes = verify_hashes
+        self._verified: set[int] = set()
         manifest_path = self.folder / MANIFEST
         if not manifest_path.exists():
             raise FileNotFoundError(
@@ -286,8 +302,6 @@ class ActivationStore:
                 raise ValueError(
                     f"shard {path} is missing or truncated (expected {shard['size']} bytes)"
                 )
-            if verify_hashes and _sha256(path) != shard["sha256"]:
-                raise ValueError(f"shard {path} is corrupt (sha256 mismatch)")
 
     @property
     def n_layers(self) -> int:
@@ -319,8 +333,21 @@ class ActivationStore:
             )
 
     def load_shard(self, index: int) -> dict[str, torch.Tensor]:
-        """Load shard ``index`` fully into memory."""
-        path = self.folder / self.manifest["shards"][index]["file"]
+        """Load shard ``index`` fully into memory, verifying its bytes against the manifest.
+
+        Raises:
+            ValueError: the shard's SHA-256 differs from the manifest's (a corrupted or
+                swapped file), or it is not a readable safetensors file.
+        """
+        entry = self.manifest["shards"][index]
+        path = self.folder / entry["file"]
+        if self.verify_hashes and index not in self._verified:
+            if _sha256(path) != entry["sha256"]:
+                raise ValueError(
+                    f"shard {path} is corrupt or swapped: its sha256 differs from the one in "
+                    f"{self.folder / MANIFEST}"
+                )
+            self._verified.add(index)
         try:
             return load_file(str(path))
         except Exception as err:

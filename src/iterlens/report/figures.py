@@ -19,9 +19,11 @@ import seaborn as sns  # noqa: E402
 from iterlens import artifacts  # noqa: E402
 from iterlens.artifacts import model_of_table  # noqa: E402
 from iterlens.io import atomic_path, read_table  # noqa: E402
+from iterlens.report.controls import plot_rotated_control  # noqa: E402
 
 FIGURES: dict[str, Callable[[Sequence[str]], plt.Figure]] = {}
 LENS_ORDER = list(artifacts.LENS_KINDS)
+FIGURES["rotated_control"] = plot_rotated_control  # drawn from rotated_control.csv
 
 
 def figure(name: str):

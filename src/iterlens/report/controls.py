@@ -1,0 +1,109 @@
+"""The rotated-twin control: each probed model beside its rotated twin (table and figure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from iterlens.artifacts import model_of_table  # noqa: E402
+from iterlens.io import read_table  # noqa: E402
+
+ROTATED = "_rotated"
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    if name.endswith(ROTATED):
+        return name[: -len(ROTATED)], "rotated"
+    return name, "original"
+
+
+def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> pd.DataFrame:
+    """One long table: per model and twin, lens KLs by layer and transfer by distance.
+
+    Layer rows: logit- and tuned-lens KL to the final distribution, the shared lens's KL and
+    its penalty against the tuned lens (KL and CE, bits), and the free probe's accuracy where
+    one was fitted. Distance rows: the mean transfer penalty of the tuned lens by ``|i - j|``
+    over layers 1..L (layer 0, the input side, is left out as in every transfer summary).
+
+    Tables are named by their folder (``results/tables/<model>[_rotated]/``).
+    """
+    from iterlens.probing.transfer import penalty_by_distance
+
+    rows = []
+    for path in metrics:
+        model, twin = _split_name(model_of_table(path))
+        table = read_table(path)
+        kl = table.pivot(index="layer", columns="lens", values="kl_bits")
+        ce = table.pivot(index="layer", columns="lens", values="ce_bits")
+        acc = table.pivot(index="layer", columns="lens", values="top1_acc")
+        n_layers = int(table["layer"].max())
+        for layer in kl.index:
+            rows.append(
+                {
+                    "model": model,
+                    "twin": twin,
+                    "layer": int(layer),
+                    "depth_frac": layer / n_layers,
+                    "logit_kl_bits": kl.loc[layer, "logit"],
+                    "tuned_kl_bits": kl.loc[layer, "tuned"],
+                    "shared_kl_bits": kl.loc[layer, "shared"],
+                    "shared_kl_penalty_bits": kl.loc[layer, "shared"] - kl.loc[layer, "tuned"],
+                    "shared_ce_penalty_bits": ce.loc[layer, "shared"] - ce.loc[layer, "tuned"],
+                    "probe_top1_acc": acc.loc[layer, "probe"] if "probe" in acc else float("nan"),
+                }
+            )
+    for path in transfers:
+        model, twin = _split_name(model_of_table(path))
+        table = read_table(path)
+        inner = table[(table["lens_layer"] >= 1) & (table["data_layer"] >= 1)]
+        for _, r in penalty_by_distance(inner).iterrows():
+            rows.append(
+                {
+                    "model": model,
+                    "twin": twin,
+                    "abs_distance": int(r["abs_distance"]),
+                    "rel_distance": r["rel_distance"],
+                    "transfer_kl_penalty_bits": r["kl_penalty_bits"],
+                    "transfer_ce_penalty_bits": r["ce_penalty_bits"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_rotated_control(inputs: Sequence[str]) -> plt.Figure:
+    """One row per model: lens KL by layer, shared-lens penalty by layer, transfer by distance.
+
+    Solid lines: the model; dashed: its rotated twin. KL axes are logarithmic.
+    """
+    table = read_table(inputs[0])
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(len(models), 3, figsize=(12, 3.2 * len(models)), squeeze=False)
+    styles = {"original": "-", "rotated": "--"}
+    for row, model in zip(axes, models, strict=True):
+        for twin, ls in styles.items():
+            t = table[(table["model"] == model) & (table["twin"] == twin)]
+            layers = t.dropna(subset=["layer"]).sort_values("layer")
+            dist = t.dropna(subset=["abs_distance"]).sort_values("abs_distance")
+            below = layers[layers["layer"] < layers["layer"].max()]  # KL is 0 at L by definition
+            row[0].plot(below["layer"], below["logit_kl_bits"], ls, color="C0",
+                        marker="o", ms=3, label=f"logit lens, {twin}")  # fmt: skip
+            row[0].plot(below["layer"], below["tuned_kl_bits"], ls, color="C1",
+                        marker="o", ms=3, label=f"tuned lens, {twin}")  # fmt: skip
+            row[1].plot(below["layer"], below["shared_kl_penalty_bits"], ls, color="C2",
+                        marker="o", ms=3, label=twin)  # fmt: skip
+            row[2].plot(dist["abs_distance"], dist["transfer_kl_penalty_bits"], ls, color="C3",
+                        marker="o", ms=3, label=twin)  # fmt: skip
+        row[0].set(yscale="log", xlabel="layer", ylabel="KL to final (bits)", title=model)
+        row[1].set(xlabel="layer", ylabel="shared minus tuned KL (bits)",
+                   title=f"{model}: shared-lens penalty")  # fmt: skip
+        row[2].set(xlabel="|i - j| (layers 1..L)", ylabel="transfer KL penalty (bits)",
+                   title=f"{model}: transfer")  # fmt: skip
+        for ax in row:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,90 @@
+# Positive control: the rotated twin of each trained model (its stored activations with layer
+# l rotated by a fixed random orthogonal Q_l, Q_L = I; no forward pass). The twin is a probed
+# model like any other: fit_lenses and evaluate (lenses.smk) probe it; then one table and one
+# figure put every model beside its twin.
+
+
+def store_folders(wildcards, input):
+    """A params function: the folders of the stores whose manifests are ``input.stores``."""
+    return [str(Path(manifest).parent) for manifest in input.stores]
+
+
+rule rotate_store:
+    input:
+        readout=A.MODEL_READOUT.format(model="{family}"),
+        stores=expand(A.STORE_MANIFEST, model="{family}", split=A.STORE_SPLITS),
+    output:
+        readout=A.MODEL_READOUT.format(model="{family}_rotated"),
+        stores=expand(A.STORE_MANIFEST, model="{family}_rotated", split=A.STORE_SPLITS),
+    wildcard_constraints:
+        family=one_of(FAMILIES),
+    params:
+        stores=store_folders,
+        out=folder_of("output", "readout"),
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/rotate/{family}.log",
+    message:
+        "Rotated twin of {wildcards.family}: a random orthogonal basis at every layer but the last"
+    shell:
+        "iterlens rotate-store --readout {input.readout} --store {params.stores} "
+        "--out {params.out} --seed {params.seed} > {log} 2>&1"
+
+
+# The generic lens fit, for the tuned and shared lens only (see ROTATED_LENS_KINDS).
+use rule fit_lenses as fit_lenses_rotated with:
+    output:
+        lenses=directory(expand(A.LENS_DIR, model="{model}", kind=ROTATED_LENS_KINDS)),
+        curves=expand(A.FIT_CURVE, model="{model}", kind=ROTATED_LENS_KINDS),
+    params:
+        cfg=cfg("lens", "probe"),
+        kinds=ROTATED_LENS_KINDS,
+        store=folder_of("input", "store"),
+        out=folder_of("output", "lenses"),
+        curves=folder_of("output", "curves"),
+    wildcard_constraints:
+        model=one_of(ROTATED),
+    message:
+        "Fit the tuned lens and shared lens of {wildcards.model}"
+
+
+ruleorder: fit_lenses_rotated > fit_lenses
+
+
+rule rotated_control:
+    input:
+        metrics=expand(A.LENS_METRICS, model=FAMILIES + ROTATED),
+        transfer=expand(A.TRANSFER, model=FAMILIES + ROTATED),
+    output:
+        A.ROTATED_CONTROL,
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/rotated_control.log",
+    message:
+        "Table: every trained model beside its rotated twin"
+    shell:
+        "iterlens rotated-control --metrics {input.metrics} --transfer {input.transfer} "
+        "--out {output} > {log} 2>&1"
+
+
+rule figure_rotated_control:
+    input:
+        A.ROTATED_CONTROL,
+    output:
+        report(A.FIGURE.format(name="rotated_control"), caption="../report/rotated_control.rst",
+               category="Controls"),
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/figures/rotated_control.log",
+    message:
+        "Figure: every trained model beside its rotated twin"
+    shell:
+        "iterlens plot --figure rotated_control --inputs {input} --out {output} > {log} 2>&1"
+
+
+TARGETS += [A.ROTATED_CONTROL, A.FIGURE.format(name="rotated_control")]
