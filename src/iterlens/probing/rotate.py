@@ -68,6 +68,7 @@ def rotate_store(store: ActivationStore, out: str | Path, seed: int, progress: b
             shard["targets"],
             shard["inputs"],
             n_bytes=entry["n_bytes"],
+            groups=shard.get("groups"),
         )
     skip = {"format_version", "n_layers", "d_model", "n_examples", "n_bytes", "shards"}
     meta = {k: v for k, v in store.manifest.items() if k not in skip}
