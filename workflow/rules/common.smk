@@ -3,9 +3,15 @@ import shlex
 
 from iterlens.config import validate
 from iterlens.extract import n_shards
+from iterlens.locks import report_stale_locks
 
 # Validate the config (unknown keys are named) and fill schema defaults.
 config.update(validate(config))
+
+# A hard kill leaves Snakemake's lock behind: remove it when the run that made it is dead
+# (only the main process, before it locks; job subprocesses and cluster jobs skip this).
+if getattr(workflow, "is_main_process", True):
+    report_stale_locks(".snakemake")
 
 LM_MODELS = ["lm", "lm_random"]
 CNN_TRAINED = ["cnn_plain", "cnn_residual"]
