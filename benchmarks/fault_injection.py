@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from iterlens import artifacts as A
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ["Snakefile", "config", "workflow", "profiles"]
 CONFIG = "config/smoke.yaml"
@@ -50,8 +52,8 @@ class Point:
 
 
 POINTS = {
-    "extraction": Point("results/probed/*/acts/*/shard-*.safetensors"),
-    "lens fitting": Point("results/probed/*/lenses/tuned", unless="{parent}/probe"),
+    "extraction": Point(A.STORE_SHARD.format(model="*", split="*", index="*")),
+    "lens fitting": Point(A.LENS_DIR.format(model="*", kind="tuned"), unless="{parent}/probe"),
     "evaluation": Point("logs/evaluate/*.log", delay=1.0),
     "figures": Point("logs/figures/*.log", delay=0.5),
 }
@@ -99,8 +101,11 @@ def incomplete(workdir: Path) -> set[str]:
 
 def finished(files: dict, marked: set[str]) -> dict:
     """The files of ``files`` that belong to finished jobs: not under an incomplete output."""
-    return {f: s for f, s in files.items()
-            if not any(f == m or f.startswith(m.rstrip("/") + "/") for m in marked)}
+    return {
+        f: s
+        for f, s in files.items()
+        if not any(f == m or f.startswith(m.rstrip("/") + "/") for m in marked)
+    }
 
 
 def _trigger(workdir: Path, point: Point, since: float) -> Path | None:
@@ -109,8 +114,10 @@ def _trigger(workdir: Path, point: Point, since: float) -> Path | None:
             fresh = path.stat().st_mtime >= since
         except FileNotFoundError:
             continue
-        if fresh and not (point.unless and (workdir / point.unless.format(
-                parent=path.parent.relative_to(workdir))).exists()):
+        if fresh and not (
+            point.unless
+            and (workdir / point.unless.format(parent=path.parent.relative_to(workdir))).exists()
+        ):
             return path
     return None
 
@@ -119,18 +126,29 @@ def _limit_file_size(limit: int):
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
-def run(workdir: Path, cores: str, point: Point | None = None, log: Path | None = None,
-        fsize_limit: int | None = None) -> dict:
+def run(
+    workdir: Path,
+    cores: str,
+    point: Point | None = None,
+    log: Path | None = None,
+    fsize_limit: int | None = None,
+) -> dict:
     """Run the command in ``workdir``; SIGKILL its process group when ``point`` is reached."""
     log = log or workdir / "run.log"
     start = time.time()
     with open(log, "w") as out:
-        proc = subprocess.Popen(command(cores), cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True,
-                                preexec_fn=_limit_file_size(fsize_limit) if fsize_limit else None)
+        proc = subprocess.Popen(
+            command(cores),
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_limit_file_size(fsize_limit) if fsize_limit else None,
+        )
         hit = None
         while proc.poll() is None:
             hit = point and _trigger(workdir, point, start)
@@ -141,9 +159,12 @@ def run(workdir: Path, cores: str, point: Point | None = None, log: Path | None 
             time.sleep(0.1)
         proc.wait()
     _wait_group_gone(proc.pid)
-    return {"killed_at": str(hit.relative_to(workdir)) if hit else None,
-            "returncode": proc.returncode, "seconds": round(time.time() - start, 1),
-            "output": log.read_text()}
+    return {
+        "killed_at": str(hit.relative_to(workdir)) if hit else None,
+        "returncode": proc.returncode,
+        "seconds": round(time.time() - start, 1),
+        "output": log.read_text(),
+    }
 
 
 def _wait_group_gone(pgid: int, timeout: float = 30.0) -> None:
@@ -169,8 +190,9 @@ def tables(workdir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.csv"))}
 
 
-def inject(workdir: Path, points: list[str], cores: str = "all",
-           fsize_limit: int = 1 << 20) -> dict:
+def inject(
+    workdir: Path, points: list[str], cores: str = "all", fsize_limit: int = 1 << 20
+) -> dict:
     """Kill at each of ``points`` in turn, resume, finish; return what happened at each.
 
     ``workdir`` must hold a copy of the workflow (:func:`prepare`), and may hold results.
@@ -187,16 +209,22 @@ def inject(workdir: Path, points: list[str], cores: str = "all",
         files = snapshot(workdir)
         marked = incomplete(workdir)
         done = finished(files, marked)
-        entry = {"point": name, "killed_at": result["killed_at"],
-                 "returncode": result["returncode"], "seconds": result["seconds"],
-                 "finished_files": len(done), "incomplete": sorted(marked),
-                 "locks_left": len(list((workdir / ".snakemake" / "locks").glob("*.lock"))),
-                 "lock_removed": "removed the Snakemake lock" in result["output"],
-                 "missing_files": []}
+        entry = {
+            "point": name,
+            "killed_at": result["killed_at"],
+            "returncode": result["returncode"],
+            "seconds": result["seconds"],
+            "finished_files": len(done),
+            "incomplete": sorted(marked),
+            "locks_left": len(list((workdir / ".snakemake" / "locks").glob("*.lock"))),
+            "lock_removed": "removed the Snakemake lock" in result["output"],
+            "missing_files": [],
+        }
         if name == DISK_FULL:
             entry["disk_full_errors"] = _disk_full_errors(workdir)
-            entry["missing_files"] = [p for p in entry["disk_full_errors"].values()
-                                      if (workdir / p).exists()]
+            entry["missing_files"] = [
+                p for p in entry["disk_full_errors"].values() if (workdir / p).exists()
+            ]
         report["points"].append(entry)
         if name is not None and name != DISK_FULL and not result["killed_at"]:
             entry["error"] = "the run ended before this point was reached"
@@ -222,23 +250,31 @@ def verdict(report: dict, reference: dict[str, bytes], workdir: Path) -> dict:
     kills = [p for p in report["points"] if p["point"] not in (None, DISK_FULL)]
     problems = [f"{p['point']}: {p['error']}" for p in report["points"] if "error" in p]
     for p in report["points"]:
-        if p["point"] == DISK_FULL and (not p["disk_full_errors"] or p["missing_files"]
-                                        or p["returncode"] == 0):
+        if p["point"] == DISK_FULL and (
+            not p["disk_full_errors"] or p["missing_files"] or p["returncode"] == 0
+        ):
             problems.append(f"disk-full: {p['disk_full_errors']} {p['missing_files']}")
+    for before, after in zip(report["points"], report["points"][1:], strict=False):
+        if before["locks_left"] and not after["lock_removed"]:
+            problems.append(f"the lock left at {before['point']} was not removed on resume")
     if report["redone"]:
         problems.append(f"finished outputs rewritten: {report['redone'][:10]}")
     if differ:
         problems.append(f"tables differ from the uninterrupted run: {differ[:10]}")
     survived = len(kills) if not problems else 0
-    return {"ok": not problems, "problems": problems, "tried": len(kills),
-            "killed": sum(bool(p["killed_at"]) for p in kills), "survived": survived,
-            "tables": len(reference)}
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "tried": len(kills),
+        "killed": sum(bool(p["killed_at"]) for p in kills),
+        "survived": survived,
+        "tables": len(reference),
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--points", nargs="+", default=list(POINTS),
-                   choices=[*POINTS, DISK_FULL])
+    p.add_argument("--points", nargs="+", default=list(POINTS), choices=[*POINTS, DISK_FULL])
     p.add_argument("--cores", default="all")
     p.add_argument("--reference", type=Path, help="workdir of an uninterrupted smoke run")
     p.add_argument("--keep", type=Path, help="run here instead of a temporary folder")
@@ -260,17 +296,22 @@ def main() -> None:
     report["summary"] = verdict(report, tables(args.reference), workdir)
     report["seconds"] = round(time.time() - start, 1)
     for entry in report["points"]:
-        print(f"{entry['point'] or 'final run'}: killed at {entry['killed_at']}, "
-              f"{entry['seconds']} s, {entry['finished_files']} finished files, "
-              f"{len(entry['incomplete'])} marked incomplete, stale lock removed on resume: "
-              f"{entry['lock_removed']}")
+        print(
+            f"{entry['point'] or 'final run'}: killed at {entry['killed_at']}, "
+            f"{entry['seconds']} s, {entry['finished_files']} finished files, "
+            f"{len(entry['incomplete'])} marked incomplete, stale lock removed on resume: "
+            f"{entry['lock_removed']}"
+        )
     s = report["summary"]
     cmd = " ".join(["snakemake", *command(args.cores)[3:]])
-    print(f"Fault injection: {s['tried']} kill points tried ({', '.join(args.points)}), "
-          f"{s['killed']} killed with SIGKILL mid-run, {s['survived']} survived: each resumed "
-          f"with `{cmd}`, no finished job redone, all {s['tables']} tables byte-identical to "
-          f"an uninterrupted run ({report['seconds']} s in all)." if s["ok"]
-          else f"FAILED: {s['problems']}")
+    print(
+        f"Fault injection: {s['tried']} kill points tried ({', '.join(args.points)}), "
+        f"{s['killed']} killed with SIGKILL mid-run, {s['survived']} survived: each resumed "
+        f"with `{cmd}`, no finished job redone, all {s['tables']} tables byte-identical to "
+        f"an uninterrupted run ({report['seconds']} s in all)."
+        if s["ok"]
+        else f"FAILED: {s['problems']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     sys.exit(0 if s["ok"] else 1)
