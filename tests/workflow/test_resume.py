@@ -94,6 +94,10 @@ def test_kill_and_full_disk_resume_with_the_readme_command(smoke_run, tmp_path):
     shutil.copytree(smoke_run, work, symlinks=True)
     for name in ["probed/lm_random/acts", "probed/lm_random/lenses", "tables/lm_random"]:
         shutil.rmtree(work / "results" / name)
+    # and what depends on them (cross-model tables, LM figures): outdated, so not finished
+    for stale in ["tables/*.csv", "figures/lm_*.png", "figures/comparison*.png"]:
+        for path in (work / "results").glob(stale):
+            path.unlink()
     shutil.rmtree(work / ".snakemake" / "iterlens-runs", ignore_errors=True)
     faults.prepare(work)
     report = faults.inject(work, [faults.DISK_FULL, "extraction", "lens fitting"], cores="2")
