@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -14,23 +16,87 @@ from typing import Any
 import pandas as pd
 import torch
 
+# errno -> what the user is told; anything that means "the disk (or a quota) is full".
+_FULL = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (file-size limit)",
+}
+
+
+class DiskFullError(OSError):
+    """Writing an output failed because the disk, a quota or the file-size limit is full."""
+
+
+def _full_errno(err: BaseException) -> int | None:
+    """The errno of ``err`` (or of its causes) if it means the disk is full, else None.
+
+    Some writers (safetensors) raise their own error whose message ends "(os error 28)".
+    """
+    while err is not None:
+        code = getattr(err, "errno", None)
+        if code is None:
+            found = re.search(r"os error (\d+)", str(err))
+            code = int(found.group(1)) if found else None
+        if code in _FULL:
+            return code
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    """Flush ``path`` (a file, or every file and folder under it) to disk."""
+    for name in [path, *(sorted(path.rglob("*")) if path.is_dir() else [])]:
+        _fsync(name)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove temporaries of ``path`` that a killed writer left (they only hold disk space)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    for old in path.parent.iterdir():
+        if pattern.fullmatch(old.name):
+            shutil.rmtree(old, ignore_errors=True)
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    Works for files and directories. On error the temporary is removed, so no
-    half-written output ever carries the final name.
+    Works for files and directories. The new content is flushed to disk before the rename, so
+    even a power cut leaves the old output or the whole new one. On error the temporary is
+    removed, so no half-written output ever carries the final name; a full disk is reported
+    as :class:`DiskFullError` naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:
         yield target
+        _fsync_tree(target)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(target, path)
+        _fsync(path.parent)  # the rename itself
+    except Exception as err:
+        code = _full_errno(err)
+        if code is None:
+            raise
+        raise DiskFullError(
+            code,
+            f"{_FULL[code]} while writing {path}; nothing was kept "
+            "under that name. Free some space (or raise the limit) and "
+            "run the same command again: it resumes",
+        ) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -6,11 +6,18 @@ import shlex
 from iterlens import artifacts as A
 from iterlens.config import validate
 from iterlens.device import uses_gpu
+from iterlens.locks import report_stale_locks
 from iterlens.probing.extract import n_shards
 from iterlens.report.figures import family_figures
 
 # Validate the config (unknown keys are named) and fill schema defaults.
 config.update(validate(config))
+
+# A hard kill leaves Snakemake's lock behind: remove it when the run that made it is dead
+# (only the main process, before it locks; job subprocesses and cluster jobs skip this).
+if getattr(workflow, "is_main_process", True):
+    report_stale_locks(".snakemake")
+
 
 # Model names (iterlens.artifacts.model_name): replicate 0 of each architecture keeps its bare
 # name and has an untrained twin ({name}_random); replicate k >= 1 (config seeds) is {name}_s{k},
