@@ -1,0 +1,1 @@
+"""Models: loading, training and the per-architecture look-ups (surgery)."""
