@@ -137,13 +137,15 @@ def token_strings(tokenizer, vocab_size: int) -> list[str]:
 
 
 def match_table(keys: dict[str, np.ndarray], ids: torch.Tensor, cos: torch.Tensor,
-                words: list[str], high_bias: torch.Tensor) -> pd.DataFrame:
+                words: list[str], high_bias: torch.Tensor, share: float = 0.5) -> pd.DataFrame:
     """Long table of match lists: one row per (list, rank).
 
     Args:
         keys: columns identifying each list, each of length ``n`` (the lists).
         ids: ``[n, k]`` token ids; ``cos``: ``[n, k]`` their cosines.
         words: token strings; ``high_bias``: ``[V]`` mask of high-bias tokens.
+        share: a list whose high-bias share exceeds this is flagged ``list_high_bias``
+            (shown as ``(high bias)``; its words stay in the table).
     """
     n, k = ids.shape
     flat = ids.reshape(-1).numpy()
@@ -154,5 +156,6 @@ def match_table(keys: dict[str, np.ndarray], ids: torch.Tensor, cos: torch.Tenso
         "token": np.asarray(words, dtype=object)[flat],
         "cosine": cos.reshape(-1).numpy().astype(np.float32),
         "high_bias": high_bias[ids.reshape(-1)].numpy(),
+        "list_high_bias": np.repeat(dominated(ids, high_bias, share).numpy(), k),
     })
     return pd.DataFrame(table)
