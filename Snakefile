@@ -19,6 +19,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/lenses.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/vision.smk"
+include: "workflow/rules/vocab.smk"
 
 
 rule all:

@@ -324,6 +324,31 @@ def cmd_plot(args):
         figures.draw(args.figure, args.inputs, args.out)
 
 
+# ---------------------------------------------------------------------------- vocabulary
+@command("vocab", "vocabulary-space analysis of a model on prompts: Parquet tables + HTML pages")
+def cmd_vocab(args):
+    from iterlens.vocab.analysis import VocabSettings
+    from iterlens.vocab.pipeline import run_vocab
+
+    cfg = _cfg(args)
+    _threads(args.threads)
+    section = dict(cfg["vocab"])
+    for key in ("top_k", "bias_threshold"):
+        if getattr(args, key) is not None:
+            section[key] = getattr(args, key)
+    prompts = args.prompt or section["prompts"]
+    meta = run_vocab(args.model, prompts, args.out, VocabSettings.from_config(section),
+                     args.lens, label=args.name, progress=not args.quiet)
+    log.info("%s: %d pages in %s", meta["model"], len(meta["pages"]), args.out)
+
+
+@command("vocab-index", "the landing page linking the vocabulary pages of several models")
+def cmd_vocab_index(args):
+    from iterlens.vocab.pipeline import write_index
+
+    write_index(args.models, args.out)
+
+
 def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (defaults are filled in)")
     p.add_argument("--cfg", help="config as a JSON string (merged over --config)")
@@ -375,6 +400,19 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         "comparison": [("--metrics", {"nargs": "+", "required": True}),
                        ("--transfer", {"nargs": "+", "required": True}),
                        ("--out", {"required": True})],
+        "vocab": [("--model", {"required": True, "help": "model folder or Hub name"}),
+                  ("--prompt", {"action": "append", "help": "a prompt (repeat for more; "
+                                "default: the config's vocab.prompts)"}),
+                  ("--lens", {"action": "append", "default": [],
+                              "help": "a saved lens folder, e.g. a tuned lens (repeatable)"}),
+                  ("--name", {"help": "model label on the pages (default: --model)"}),
+                  ("--top-k", {"type": int, "help": "words per list (default: config)"}),
+                  ("--bias-threshold", {"type": float,
+                                        "help": "high-bias z-score (default: config)"}),
+                  ("--out", {"required": True, "help": "folder for tables and pages"})],
+        "vocab-index": [("--models", {"nargs": "+", "required": True,
+                                      "help": "folders written by `iterlens vocab`"}),
+                        ("--out", {"required": True, "help": "the index.html to write"})],
         "plot": [("--figure", {}), ("--inputs", {"nargs": "+"}),
                  ("--family", {"help": "draw every figure of a model family and its "
                                        "untrained twin from --tables into the --out folder"}),

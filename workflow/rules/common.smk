@@ -66,4 +66,6 @@ def final_targets():
     targets += expand("results/tables/{pm}/fit_{kind}.csv", pm=COMPARED, kind=LENS_KINDS)
     if VISION:
         targets += ["results/tables/vision_summary.csv", "results/figures/comparison.png"]
+    if config["vocab"]["enabled"]:
+        targets.append("results/vocab/index.html")
     return targets
