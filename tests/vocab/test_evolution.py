@@ -33,8 +33,12 @@ def test_last_layer_is_the_models_own_top_k(family):
     for lens in ("logit", "tuned"):
         last = top[(top["lens"] == lens) & (top["layer"] == 3)].sort_values(["position", "rank"])
         assert last["token_id"].to_numpy().reshape(7, 5).tolist() == expected.indices.tolist()
-        torch.testing.assert_close(torch.tensor(last["prob"].to_numpy()).reshape(7, 5),
-                                   expected.values, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(last["prob"].to_numpy()).reshape(7, 5),
+            expected.values,
+            atol=1e-5,
+            rtol=1e-4,
+        )
         final = steps[(steps["lens"] == lens) & (steps["layer"] == 3)].sort_values("position")
         assert final["top1_id"].tolist() == own.argmax(-1).tolist()
         # rank of the actual next token, hand-counted from the model's logits
@@ -58,7 +62,8 @@ def test_settled_layer_by_hand():
 
     hidden = torch.zeros(2, 4, 8)
     final = torch.tensor([[0, 0, 1.0, 0], [1.0, 0, 0, 0]])
-    _, steps = token_evolution(hidden, {"fake": Fake()}, torch.tensor([1, 2]), final, 2,
-                               list("abcd"))
+    _, steps = token_evolution(
+        hidden, {"fake": Fake()}, torch.tensor([1, 2]), final, 2, list("abcd")
+    )
     settled = steps[steps["layer"] == 0].sort_values("position")["settled_layer"].tolist()
     assert settled == [1, 3]

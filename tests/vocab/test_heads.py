@@ -14,10 +14,19 @@ def gqa_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(
-        num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=48, max_position_embeddings=64, vocab_size=97, attention_bias=True,
-        tie_word_embeddings=False)).eval()
+    return LlamaForCausalLM(
+        LlamaConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            max_position_embeddings=64,
+            vocab_size=97,
+            attention_bias=True,
+            tie_word_embeddings=False,
+        )
+    ).eval()
 
 
 def scrambled(family: str):
@@ -34,9 +43,12 @@ def scrambled(family: str):
 def forward_with_hooks(model, ids):
     """Residual stream, the model's attention probabilities and each attention output."""
     outputs = {}
-    handles = [attention_output_module(model, layer).register_forward_hook(
-        lambda m, a, out, layer=layer: outputs.__setitem__(layer, out.detach()))
-        for layer in range(len(blocks_of(model)))]
+    handles = [
+        attention_output_module(model, layer).register_forward_hook(
+            lambda m, a, out, layer=layer: outputs.__setitem__(layer, out.detach())
+        )
+        for layer in range(len(blocks_of(model)))
+    ]
     try:
         with ResidualRecorder(model) as rec, torch.no_grad():
             result = model(ids, output_attentions=True)
@@ -62,8 +74,9 @@ def test_pattern_and_message_vectors_match_the_forward_pass(family):
         for i in range(n):
             vectors = head_vectors(model, layer, x, query_position=i)
             scores = vectors.pattern[:, : i + 1] @ x[i] + vectors.pattern_bias[:, : i + 1]
-            torch.testing.assert_close(scores.softmax(-1), attentions[layer][:, i, : i + 1],
-                                       atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                scores.softmax(-1), attentions[layer][:, i, : i + 1], atol=1e-5, rtol=1e-4
+            )
         # the attention output is the attention-weighted sum of the messages plus the bias
         message = head_vectors(model, layer, x).message
         weights = attention_output_module(model, layer).bias
@@ -79,7 +92,9 @@ def test_rotary_patterns_depend_on_the_query_position():
     last = head_vectors(model, 0, x, query_position=5).pattern
     assert not torch.allclose(first, last)
     gpt2 = scrambled("gpt2")
-    torch.testing.assert_close(head_vectors(gpt2, 0, x, 2).pattern, head_vectors(gpt2, 0, x).pattern)
+    torch.testing.assert_close(
+        head_vectors(gpt2, 0, x, 2).pattern, head_vectors(gpt2, 0, x).pattern
+    )
 
 
 def test_attention_to_first_position():

@@ -23,8 +23,10 @@ def test_activations_and_weights_rebuild_the_ffn(family):
     ids = torch.randint(0, 97, (1, 6), generator=gen)
     seen = {}
     mlps = [block.mlp for block in blocks_of(model)]
-    handles = [m.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (a[0], out)))
-               for i, m in enumerate(mlps)]
+    handles = [
+        m.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (a[0], out)))
+        for i, m in enumerate(mlps)
+    ]
     with NeuronRecorder(model) as rec, torch.no_grad():
         model(ids)
         acts = rec.activations()[:, 0]
@@ -36,8 +38,7 @@ def test_activations_and_weights_rebuild_the_ffn(family):
         pre = x[0] @ w.w_in.T + w.b_in
         expected = fn(pre) * (x[0] @ w.w_up.T if w.w_up is not None else 1.0)
         torch.testing.assert_close(acts[layer], expected, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(acts[layer] @ w.w_out + w.b_out, out[0], atol=1e-4,
-                                   rtol=1e-4)
+        torch.testing.assert_close(acts[layer] @ w.w_out + w.b_out, out[0], atol=1e-4, rtol=1e-4)
 
 
 def test_neuron_words_use_the_ffn_input_norm():
@@ -54,9 +55,9 @@ def test_neuron_words_use_the_ffn_input_norm():
 
 
 def test_position0_neurons_by_hand():
-    acts = torch.tensor([[[5.0, 5.0, -5.0, 0.1],
-                          [0.5, 3.0, 0.0, 0.1],
-                          [-1.0, 0.0, 0.0, 0.1]]])  # [L=1, T=3, n=4]
+    acts = torch.tensor(
+        [[[5.0, 5.0, -5.0, 0.1], [0.5, 3.0, 0.0, 0.1], [-1.0, 0.0, 0.0, 0.1]]]
+    )  # [L=1, T=3, n=4]
     table = position0_neurons(acts, ratio=4.0, quantile=0.5)
     # neuron 0: 5 >= 4 * 1; neuron 1: 5 < 4 * 3; neuron 2 negative; neuron 3 weak
     assert table[["layer", "neuron"]].values.tolist() == [[0, 0]]

@@ -114,15 +114,21 @@ def input_norms_of(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module]:
 
 def _attention(model: nn.Module, layer: int) -> nn.Module:
     block = blocks_of(model)[layer]
-    return {"gpt2": lambda: block.attn, "gpt_neox": lambda: block.attention,
-            "llama": lambda: block.self_attn}[model_family(model)]()
+    return {
+        "gpt2": lambda: block.attn,
+        "gpt_neox": lambda: block.attention,
+        "llama": lambda: block.self_attn,
+    }[model_family(model)]()
 
 
 def attention_output_module(model: nn.Module, layer: int) -> nn.Module:
     """The attention's output projection (its output is the layer's attention output)."""
     attn = _attention(model, layer)
-    return {"gpt2": lambda: attn.c_proj, "gpt_neox": lambda: attn.dense,
-            "llama": lambda: attn.o_proj}[model_family(model)]()
+    return {
+        "gpt2": lambda: attn.c_proj,
+        "gpt_neox": lambda: attn.dense,
+        "llama": lambda: attn.o_proj,
+    }[model_family(model)]()
 
 
 def rotary_embedding_of(model: nn.Module) -> nn.Module | None:
@@ -161,8 +167,7 @@ def attention_weights(model: nn.Module, layer: int) -> AttentionWeights:
     elif family == "llama":
         hd = attn.head_dim
         projections = (attn.q_proj, attn.k_proj, attn.v_proj)
-        q, k, v = (p.weight.detach().float().reshape(-1, hd, p.in_features)
-                   for p in projections)
+        q, k, v = (p.weight.detach().float().reshape(-1, hd, p.in_features) for p in projections)
         bq, bk, bv = (_bias(p, p.out_features).reshape(-1, hd) for p in projections)
         o = out.weight.detach().float()
         rotary = True
@@ -170,10 +175,18 @@ def attention_weights(model: nn.Module, layer: int) -> AttentionWeights:
         raise NotImplementedError(family)
     d_out = o.shape[0]
     o = o.reshape(d_out, q.shape[0], hd).permute(1, 0, 2).contiguous()
-    return AttentionWeights(q=q.contiguous(), q_bias=bq.contiguous(), k=k.contiguous(),
-                            k_bias=bk.contiguous(), v=v.contiguous(), v_bias=bv.contiguous(),
-                            o=o, o_bias=_bias(out, d_out), scale=float(attn.scaling),
-                            rotary=rotary)
+    return AttentionWeights(
+        q=q.contiguous(),
+        q_bias=bq.contiguous(),
+        k=k.contiguous(),
+        k_bias=bk.contiguous(),
+        v=v.contiguous(),
+        v_bias=bv.contiguous(),
+        o=o,
+        o_bias=_bias(out, d_out),
+        scale=float(attn.scaling),
+        rotary=rotary,
+    )
 
 
 def _mlp(model: nn.Module, layer: int) -> nn.Module:
@@ -183,8 +196,11 @@ def _mlp(model: nn.Module, layer: int) -> nn.Module:
 def ffn_output_module(model: nn.Module, layer: int) -> nn.Module:
     """The FFN's output projection: its input is every neuron's activation."""
     mlp = _mlp(model, layer)
-    return {"gpt2": lambda: mlp.c_proj, "gpt_neox": lambda: mlp.dense_4h_to_h,
-            "llama": lambda: mlp.down_proj}[model_family(model)]()
+    return {
+        "gpt2": lambda: mlp.c_proj,
+        "gpt_neox": lambda: mlp.dense_4h_to_h,
+        "llama": lambda: mlp.down_proj,
+    }[model_family(model)]()
 
 
 @torch.no_grad()
@@ -207,5 +223,10 @@ def ffn_weights(model: nn.Module, layer: int) -> FFNWeights:
         b_in = _bias(mlp.gate_proj, w_in.shape[0])
         w_up = mlp.up_proj.weight.detach().float().contiguous()
         w_out = out.weight.detach().float().T
-    return FFNWeights(w_in=w_in.contiguous(), b_in=b_in, w_out=w_out.contiguous(),
-                      b_out=_bias(out, w_out.shape[1]), w_up=w_up)
+    return FFNWeights(
+        w_in=w_in.contiguous(),
+        b_in=b_in,
+        w_out=w_out.contiguous(),
+        b_out=_bias(out, w_out.shape[1]),
+        w_up=w_up,
+    )

@@ -38,8 +38,18 @@ from iterlens.vocab.neurons import (
     position0_neurons,
 )
 
-TABLES = ("prompts", "token_bias", "neuron_words", "evolution_topk", "evolution", "activations",
-          "position0_neurons", "head_words", "attention", "attention_first")
+TABLES = (
+    "prompts",
+    "token_bias",
+    "neuron_words",
+    "evolution_topk",
+    "evolution",
+    "activations",
+    "position0_neurons",
+    "head_words",
+    "attention",
+    "attention_first",
+)
 
 
 @dataclass
@@ -76,8 +86,14 @@ def _with_prompt(frame: pd.DataFrame, index: int) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def analyse(model: nn.Module, tokenizer, prompts: list[str], lenses: dict[str, nn.Module],
-            settings: VocabSettings, progress: bool = False) -> dict[str, pd.DataFrame]:
+def analyse(
+    model: nn.Module,
+    tokenizer,
+    prompts: list[str],
+    lenses: dict[str, nn.Module],
+    settings: VocabSettings,
+    progress: bool = False,
+) -> dict[str, pd.DataFrame]:
     """Every table of the analysis of ``model`` on ``prompts`` (see :data:`TABLES`).
 
     Args:
@@ -104,52 +120,96 @@ def analyse(model: nn.Module, tokenizer, prompts: list[str], lenses: dict[str, n
     z = (bias - bias.mean()) / bias.std().clamp_min(1e-12)
     share = settings.bias_share
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    tables["token_bias"].append(pd.DataFrame({
-        "token_id": np.arange(vocab_size), "token": words, "bias": bias.numpy(),
-        "z": z.numpy(), "high_bias": high.numpy()}))
-    tables["neuron_words"].append(neuron_words(model, settings.top_k, words, high, share,
-                                               progress))
+    tables["token_bias"].append(
+        pd.DataFrame(
+            {
+                "token_id": np.arange(vocab_size),
+                "token": words,
+                "bias": bias.numpy(),
+                "z": z.numpy(),
+                "high_bias": high.numpy(),
+            }
+        )
+    )
+    tables["neuron_words"].append(neuron_words(model, settings.top_k, words, high, share, progress))
     writing = writing_space(model)
     n_layers = len(blocks_of(model))
-    reading = [reading_space(model, input_norms_of(model, layer)[0], f"attn_in:{layer}")
-               for layer in range(n_layers)]
-    for p, (ids, hidden, logits, acts) in enumerate(tqdm(runs, desc="prompts",
-                                                          disable=not progress)):
+    reading = [
+        reading_space(model, input_norms_of(model, layer)[0], f"attn_in:{layer}")
+        for layer in range(n_layers)
+    ]
+    for p, (ids, hidden, logits, acts) in enumerate(
+        tqdm(runs, desc="prompts", disable=not progress)
+    ):
         n_pos = len(ids)
-        tables["prompts"].append(pd.DataFrame({
-            "prompt": p, "text": prompts[p], "position": np.arange(n_pos),
-            "token_id": ids.numpy(), "token": np.asarray(words, dtype=object)[ids.numpy()]}))
+        tables["prompts"].append(
+            pd.DataFrame(
+                {
+                    "prompt": p,
+                    "text": prompts[p],
+                    "position": np.arange(n_pos),
+                    "token_id": ids.numpy(),
+                    "token": np.asarray(words, dtype=object)[ids.numpy()],
+                }
+            )
+        )
         top, steps = token_evolution(hidden, lenses, ids, logits, settings.top_k, words)
         tables["evolution_topk"].append(_with_prompt(top, p))
         tables["evolution"].append(_with_prompt(steps, p))
         tables["activations"].append(_with_prompt(activation_table(acts), p))
-        tables["position0_neurons"].append(_with_prompt(position0_neurons(
-            acts, settings.position0_ratio, settings.position0_quantile), p))
+        tables["position0_neurons"].append(
+            _with_prompt(
+                position0_neurons(acts, settings.position0_ratio, settings.position0_quantile), p
+            )
+        )
         for layer in range(n_layers):
             x = input_norms_of(model, layer)[0](hidden[:, layer])
             vectors = head_vectors(model, layer, x)
             n_heads = vectors.pattern.shape[0]
-            keys = {"prompt": np.full(n_heads * n_pos, p),
-                    "layer": np.full(n_heads * n_pos, layer),
-                    "head": np.repeat(np.arange(n_heads), n_pos),
-                    "position": np.tile(np.arange(n_pos), n_heads)}
-            for kind, vecs, space in (("pattern", vectors.pattern, reading[layer]),
-                                      ("message", vectors.message, writing)):
-                found, cos = nearest_words(vecs.reshape(-1, vecs.shape[-1]), space,
-                                           settings.top_k)
-                frame = match_table({**keys, "kind": np.full(len(found), kind, dtype=object)},
-                                    found, cos, words, high, share)
+            keys = {
+                "prompt": np.full(n_heads * n_pos, p),
+                "layer": np.full(n_heads * n_pos, layer),
+                "head": np.repeat(np.arange(n_heads), n_pos),
+                "position": np.tile(np.arange(n_pos), n_heads),
+            }
+            for kind, vecs, space in (
+                ("pattern", vectors.pattern, reading[layer]),
+                ("message", vectors.message, writing),
+            ):
+                found, cos = nearest_words(vecs.reshape(-1, vecs.shape[-1]), space, settings.top_k)
+                frame = match_table(
+                    {**keys, "kind": np.full(len(found), kind, dtype=object)},
+                    found,
+                    cos,
+                    words,
+                    high,
+                    share,
+                )
                 tables["head_words"].append(frame)
             pattern = attention_pattern(model, layer, x)
             q, k = torch.tril_indices(n_pos, n_pos)
-            tables["attention"].append(pd.DataFrame({
-                "prompt": p, "layer": layer,
-                "head": np.repeat(np.arange(n_heads), len(q)),
-                "query": np.tile(q.numpy(), n_heads), "key": np.tile(k.numpy(), n_heads),
-                "weight": pattern[:, q, k].reshape(-1).numpy().astype(np.float32)}))
-            tables["attention_first"].append(pd.DataFrame({
-                "prompt": p, "layer": layer, "head": np.arange(n_heads),
-                "attention": attention_to_first(pattern).numpy().astype(np.float32)}))
+            tables["attention"].append(
+                pd.DataFrame(
+                    {
+                        "prompt": p,
+                        "layer": layer,
+                        "head": np.repeat(np.arange(n_heads), len(q)),
+                        "query": np.tile(q.numpy(), n_heads),
+                        "key": np.tile(k.numpy(), n_heads),
+                        "weight": pattern[:, q, k].reshape(-1).numpy().astype(np.float32),
+                    }
+                )
+            )
+            tables["attention_first"].append(
+                pd.DataFrame(
+                    {
+                        "prompt": p,
+                        "layer": layer,
+                        "head": np.arange(n_heads),
+                        "attention": attention_to_first(pattern).numpy().astype(np.float32),
+                    }
+                )
+            )
     return {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
 
 

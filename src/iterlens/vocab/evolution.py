@@ -11,9 +11,14 @@ from iterlens.metrics import prediction_depth, rank_of
 
 
 @torch.no_grad()
-def token_evolution(hidden: torch.Tensor, lenses: dict[str, nn.Module], input_ids: torch.Tensor,
-                    final_logits: torch.Tensor, k: int,
-                    words: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def token_evolution(
+    hidden: torch.Tensor,
+    lenses: dict[str, nn.Module],
+    input_ids: torch.Tensor,
+    final_logits: torch.Tensor,
+    k: int,
+    words: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top-k tokens of every (lens, layer, position), and the next token's rank.
 
     Args:
@@ -39,32 +44,49 @@ def token_evolution(hidden: torch.Tensor, lenses: dict[str, nn.Module], input_id
     strings = np.asarray(words, dtype=object)
     tops, steps = [], []
     for name, lens in lenses.items():
-        logits = torch.stack([lens(hidden[:, layer].float(), layer)
-                              for layer in range(n_layers + 1)])  # [L+1, T, V]
+        logits = torch.stack(
+            [lens(hidden[:, layer].float(), layer) for layer in range(n_layers + 1)]
+        )  # [L+1, T, V]
         probs = logits.float().softmax(-1)
         top = probs.topk(k, dim=-1)
         ids = top.indices.reshape(-1).numpy()
         layer_col = np.repeat(np.arange(n_layers + 1), n_pos * k)
-        tops.append(pd.DataFrame({
-            "lens": name, "layer": layer_col,
-            "position": np.tile(np.repeat(np.arange(n_pos), k), n_layers + 1),
-            "rank": np.tile(np.arange(k), n_pos * (n_layers + 1)),
-            "token_id": ids, "token": strings[ids],
-            "prob": top.values.reshape(-1).numpy().astype(np.float32)}))
+        tops.append(
+            pd.DataFrame(
+                {
+                    "lens": name,
+                    "layer": layer_col,
+                    "position": np.tile(np.repeat(np.arange(n_pos), k), n_layers + 1),
+                    "rank": np.tile(np.arange(k), n_pos * (n_layers + 1)),
+                    "token_id": ids,
+                    "token": strings[ids],
+                    "prob": top.values.reshape(-1).numpy().astype(np.float32),
+                }
+            )
+        )
         top1 = logits.argmax(-1)  # [L+1, T]
         settled = prediction_depth(top1.T, final_top1)
-        ranks = torch.stack([rank_of(logits[layer], next_ids.clamp_min(0))
-                             for layer in range(n_layers + 1)])
+        ranks = torch.stack(
+            [rank_of(logits[layer], next_ids.clamp_min(0)) for layer in range(n_layers + 1)]
+        )
         ranks[:, next_ids < 0] = -1
         layer_col = np.repeat(np.arange(n_layers + 1), n_pos)
         top1_ids = top1.reshape(-1).numpy()
-        steps.append(pd.DataFrame({
-            "lens": name, "layer": layer_col, "position": np.tile(np.arange(n_pos), n_layers + 1),
-            "input_id": np.tile(input_ids.numpy(), n_layers + 1),
-            "top1_id": top1_ids, "top1": strings[top1_ids],
-            "top1_prob": probs.max(-1).values.reshape(-1).numpy().astype(np.float32),
-            "final_top1_id": np.tile(final_top1.numpy(), n_layers + 1),
-            "next_id": np.tile(next_ids.numpy(), n_layers + 1),
-            "next_rank": ranks.reshape(-1).numpy(),
-            "settled_layer": np.tile(settled.numpy(), n_layers + 1)}))
+        steps.append(
+            pd.DataFrame(
+                {
+                    "lens": name,
+                    "layer": layer_col,
+                    "position": np.tile(np.arange(n_pos), n_layers + 1),
+                    "input_id": np.tile(input_ids.numpy(), n_layers + 1),
+                    "top1_id": top1_ids,
+                    "top1": strings[top1_ids],
+                    "top1_prob": probs.max(-1).values.reshape(-1).numpy().astype(np.float32),
+                    "final_top1_id": np.tile(final_top1.numpy(), n_layers + 1),
+                    "next_id": np.tile(next_ids.numpy(), n_layers + 1),
+                    "next_rank": ranks.reshape(-1).numpy(),
+                    "settled_layer": np.tile(settled.numpy(), n_layers + 1),
+                }
+            )
+        )
     return pd.concat(tops, ignore_index=True), pd.concat(steps, ignore_index=True)

@@ -46,8 +46,9 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-            inverse: bool = False) -> torch.Tensor:
+def _rotate(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, inverse: bool = False
+) -> torch.Tensor:
     """Apply (or undo) the rotary embedding on the first ``cos.shape[-1]`` dims of ``x``."""
     rot = cos.shape[-1]
     xr, xp = x[..., :rot], x[..., rot:]
@@ -62,8 +63,9 @@ def _rope(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     """``cos, sin`` ``[T, rot]`` of the model's rotary embedding at positions 0..T-1."""
     rope = rotary_embedding_of(model)
     if rope is None:
-        raise NotImplementedError(f"{type(model).__name__} uses rotary embeddings but has "
-                                  f"no rotary_emb module")
+        raise NotImplementedError(
+            f"{type(model).__name__} uses rotary embeddings but has no rotary_emb module"
+        )
     positions = torch.arange(x.shape[0])[None]
     cos, sin = rope(x[None], positions)
     return cos[0].float(), sin[0].float()
@@ -78,8 +80,9 @@ def _keys_values(w: AttentionWeights, x: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 @torch.no_grad()
-def head_vectors(model: nn.Module, layer: int, x: torch.Tensor,
-                 query_position: int | None = None) -> HeadVectors:
+def head_vectors(
+    model: nn.Module, layer: int, x: torch.Tensor, query_position: int | None = None
+) -> HeadVectors:
     """Pattern and message vectors of every head of ``layer``.
 
     Args:

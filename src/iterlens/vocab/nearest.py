@@ -79,8 +79,9 @@ def writing_space(model: nn.Module) -> VocabSpace:
 
 
 @torch.no_grad()
-def nearest_words(vectors: torch.Tensor, space: VocabSpace, k: int,
-                  chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_words(
+    vectors: torch.Tensor, space: VocabSpace, k: int, chunk: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` vocabulary entries nearest to each vector by cosine similarity.
 
     Args:
@@ -101,7 +102,7 @@ def nearest_words(vectors: torch.Tensor, space: VocabSpace, k: int,
     flat = F.normalize(flat, dim=-1)
     ids, cos = [], []
     for start in range(0, flat.shape[0], chunk):
-        top = (flat[start:start + chunk] @ space.vectors.T).topk(k, dim=-1)
+        top = (flat[start : start + chunk] @ space.vectors.T).topk(k, dim=-1)
         ids.append(top.indices)
         cos.append(top.values)
     shape = (*vectors.shape[:-1], k)
@@ -136,8 +137,14 @@ def token_strings(tokenizer, vocab_size: int) -> list[str]:
     return strings + [f"<{i}>" for i in range(n, vocab_size)]
 
 
-def match_table(keys: dict[str, np.ndarray], ids: torch.Tensor, cos: torch.Tensor,
-                words: list[str], high_bias: torch.Tensor, share: float = 0.5) -> pd.DataFrame:
+def match_table(
+    keys: dict[str, np.ndarray],
+    ids: torch.Tensor,
+    cos: torch.Tensor,
+    words: list[str],
+    high_bias: torch.Tensor,
+    share: float = 0.5,
+) -> pd.DataFrame:
     """Long table of match lists: one row per (list, rank).
 
     Args:
@@ -150,12 +157,14 @@ def match_table(keys: dict[str, np.ndarray], ids: torch.Tensor, cos: torch.Tenso
     n, k = ids.shape
     flat = ids.reshape(-1).numpy()
     table = {name: np.repeat(np.asarray(col), k) for name, col in keys.items()}
-    table.update({
-        "rank": np.tile(np.arange(k), n),
-        "token_id": flat,
-        "token": np.asarray(words, dtype=object)[flat],
-        "cosine": cos.reshape(-1).numpy().astype(np.float32),
-        "high_bias": high_bias[ids.reshape(-1)].numpy(),
-        "list_high_bias": np.repeat(dominated(ids, high_bias, share).numpy(), k),
-    })
+    table.update(
+        {
+            "rank": np.tile(np.arange(k), n),
+            "token_id": flat,
+            "token": np.asarray(words, dtype=object)[flat],
+            "cosine": cos.reshape(-1).numpy().astype(np.float32),
+            "high_bias": high_bias[ids.reshape(-1)].numpy(),
+            "list_high_bias": np.repeat(dominated(ids, high_bias, share).numpy(), k),
+        }
+    )
     return pd.DataFrame(table)

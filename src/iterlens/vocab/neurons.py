@@ -20,8 +20,14 @@ from iterlens.vocab.nearest import match_table, nearest_words, reading_space, wr
 
 
 @torch.no_grad()
-def neuron_words(model: nn.Module, k: int, words: list[str], high_bias: torch.Tensor,
-                 share: float = 0.5, progress: bool = False) -> pd.DataFrame:
+def neuron_words(
+    model: nn.Module,
+    k: int,
+    words: list[str],
+    high_bias: torch.Tensor,
+    share: float = 0.5,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Nearest words to every neuron's input (``side="in"``) and output (``"out"``) weights.
 
     Returns:
@@ -36,8 +42,11 @@ def neuron_words(model: nn.Module, k: int, words: list[str], high_bias: torch.Te
         n = ffn.w_in.shape[0]
         for side, vectors, space in (("in", ffn.w_in, reading), ("out", ffn.w_out, writing)):
             ids, cos = nearest_words(vectors, space, k)
-            keys = {"layer": np.full(n, layer), "neuron": np.arange(n),
-                    "side": np.full(n, side, dtype=object)}
+            keys = {
+                "layer": np.full(n, layer),
+                "neuron": np.arange(n),
+                "side": np.full(n, side, dtype=object),
+            }
             parts.append(match_table(keys, ids, cos, words, high_bias, share))
     return pd.concat(parts, ignore_index=True)
 
@@ -59,6 +68,7 @@ class NeuronRecorder:
     def _hook(self, layer: int):
         def hook(module, args):
             self.captured[layer] = args[0].detach().float()
+
         return hook
 
     def __exit__(self, *exc) -> None:
@@ -73,11 +83,14 @@ class NeuronRecorder:
 def activation_table(acts: torch.Tensor) -> pd.DataFrame:
     """Long table of one prompt's activations ``[L, T, n]``: (layer, position, neuron)."""
     n_layers, n_pos, n = acts.shape
-    return pd.DataFrame({
-        "layer": np.repeat(np.arange(n_layers), n_pos * n),
-        "position": np.tile(np.repeat(np.arange(n_pos), n), n_layers),
-        "neuron": np.tile(np.arange(n), n_layers * n_pos),
-        "activation": acts.reshape(-1).numpy().astype(np.float32)})
+    return pd.DataFrame(
+        {
+            "layer": np.repeat(np.arange(n_layers), n_pos * n),
+            "position": np.tile(np.repeat(np.arange(n_pos), n), n_layers),
+            "neuron": np.tile(np.arange(n), n_layers * n_pos),
+            "activation": acts.reshape(-1).numpy().astype(np.float32),
+        }
+    )
 
 
 def position0_neurons(acts: torch.Tensor, ratio: float, quantile: float) -> pd.DataFrame:
@@ -101,8 +114,16 @@ def position0_neurons(acts: torch.Tensor, ratio: float, quantile: float) -> pd.D
             strong = first >= torch.quantile(a.abs().reshape(-1), quantile)
             only = first >= ratio * later
             for neuron in torch.nonzero(strong & only & (first > 0)).reshape(-1).tolist():
-                rows.append((layer, neuron, float(first[neuron]), float(later[neuron]),
-                             float(first[neuron] / later[neuron].clamp_min(1e-12))))
+                rows.append(
+                    (
+                        layer,
+                        neuron,
+                        float(first[neuron]),
+                        float(later[neuron]),
+                        float(first[neuron] / later[neuron].clamp_min(1e-12)),
+                    )
+                )
     table = pd.DataFrame(rows, columns=columns)
-    return table.sort_values(["ratio", "layer", "neuron"], ascending=[False, True, True],
-                             ignore_index=True)
+    return table.sort_values(
+        ["ratio", "layer", "neuron"], ascending=[False, True, True], ignore_index=True
+    )

@@ -43,18 +43,30 @@ def lenses_for(model: nn.Module, lens_dirs: list[str | Path]) -> dict[str, nn.Mo
     return lenses
 
 
-def run_vocab(model_ref: str | Path, prompts: list[str], out: str | Path,
-              settings: VocabSettings, lens_dirs: list[str | Path] = (),
-              label: str | None = None, progress: bool = False) -> dict:
+def run_vocab(
+    model_ref: str | Path,
+    prompts: list[str],
+    out: str | Path,
+    settings: VocabSettings,
+    lens_dirs: list[str | Path] = (),
+    label: str | None = None,
+    progress: bool = False,
+) -> dict:
     """Analyse a model on ``prompts``; write its tables, pages and ``meta.json`` to ``out``."""
     model, tokenizer = load_model_and_tokenizer(model_ref)
     lenses = lenses_for(model, list(lens_dirs))
     tables = analyse(model, tokenizer, prompts, lenses, settings, progress)
     label = label or str(model_ref)
     pages = write_pages(tables, out, label, settings)
-    meta = {"model": label, "source": str(model_ref), "family": model.config.model_type,
-            "lenses": list(lenses), "prompts": list(prompts), "pages": pages,
-            "settings": asdict(settings)}
+    meta = {
+        "model": label,
+        "source": str(model_ref),
+        "family": model.config.model_type,
+        "lenses": list(lenses),
+        "prompts": list(prompts),
+        "pages": pages,
+        "settings": asdict(settings),
+    }
     write_tables(tables, out, meta)
     return meta
 
@@ -67,7 +79,13 @@ def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
         meta = read_json(Path(folder) / "meta.json")
         for prompt, page in zip(meta["prompts"], meta["pages"], strict=True):
             href = os.path.relpath(Path(folder) / page, out.parent).replace(os.sep, "/")
-            entries.append({"model": Path(folder).name, "label": meta["source"],
-                            "prompt": prompt, "href": href})
+            entries.append(
+                {
+                    "model": Path(folder).name,
+                    "label": meta["source"],
+                    "prompt": prompt,
+                    "href": href,
+                }
+            )
     with atomic_path(out) as tmp:
         tmp.write_text(index_page(entries), encoding="utf-8")
