@@ -11,6 +11,7 @@ import html
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from iterlens.io import atomic_path
@@ -221,8 +222,31 @@ def prompt_page(
 def _neurons(
     tables: dict[str, pd.DataFrame], tokens: list[str], n_layers: int, settings: VocabSettings
 ) -> str:
-    acts, words = tables["activations"], tables["neuron_words"]
-    lists = dict(tuple(words.groupby(["layer", "neuron", "side"])))
+    acts, words, p0 = tables["activations"], tables["neuron_words"], tables["position0_neurons"]
+    pivots = {
+        layer: acts[acts["layer"] == layer].pivot(
+            index="neuron", columns="position", values="activation"
+        )
+        for layer in range(n_layers)
+    }
+    chosen = {
+        layer: a.abs()
+        .max(axis=1)
+        .sort_values(ascending=False, kind="stable")
+        .index[: settings.top_neurons]
+        for layer, a in pivots.items()
+    }
+
+    # group only the word lists the page shows (a model has thousands of neurons)
+    def key(layer, neuron):
+        return np.asarray(layer, dtype=np.int64) * (1 << 32) + np.asarray(neuron)
+
+    shown = [key(layer, ns.to_numpy()) for layer, ns in chosen.items()]
+    shown.append(key(p0["layer"].to_numpy(), p0["neuron"].to_numpy()))
+    keep = np.isin(
+        key(words["layer"].to_numpy(), words["neuron"].to_numpy()), np.concatenate(shown)
+    )
+    lists = dict(tuple(words[keep].groupby(["layer", "neuron", "side"])))
     parts = [
         f'<h2>FFN neurons</h2><p class="note">Per layer, the {settings.top_neurons} '
         "neurons with the largest activation on this prompt: nearest words to their "
@@ -231,14 +255,10 @@ def _neurons(
     ]
     cols = [show(t) for t in tokens]
     for layer in range(n_layers):
-        a = acts[acts["layer"] == layer].pivot(
-            index="neuron", columns="position", values="activation"
-        )
-        order = a.abs().max(axis=1).sort_values(ascending=False, kind="stable")
-        chosen = order.index[: settings.top_neurons]
-        vmax = float(a.loc[chosen].abs().max().max()) if len(chosen) else 0.0
+        a = pivots[layer]
+        vmax = float(a.loc[chosen[layer]].abs().max().max()) if len(chosen[layer]) else 0.0
         rows = []
-        for neuron in chosen:
+        for neuron in chosen[layer]:
             cells = [
                 f"<th>{neuron}</th>",
                 _words_cell(lists[layer, neuron, "in"], settings.show_k),
@@ -250,7 +270,6 @@ def _neurons(
             f"<h3>Layer {layer}</h3>"
             + _table(f"neurons-{layer}", ["neuron", "reads", "writes"] + cols, rows)
         )
-    p0 = tables["position0_neurons"]
     rows = []
     for r in p0.itertuples():
         rows.append(

@@ -131,9 +131,18 @@ def dominated(ids: torch.Tensor, mask: torch.Tensor, share: float) -> torch.Tens
 
 
 def token_strings(tokenizer, vocab_size: int) -> list[str]:
-    """Readable text of every token id (ids past the tokenizer's own show as ``<id>``)."""
+    """Readable text of every token id.
+
+    A token that is only part of a UTF-8 character (byte-level BPE) shows as its raw
+    vocabulary entry in angle brackets; ids past the tokenizer's own show as ``<id>``.
+    """
     n = min(vocab_size, len(tokenizer))
-    strings = [tokenizer.decode([i]) for i in range(n)]
+    strings = []
+    for i in range(n):
+        text = tokenizer.decode([i])
+        if "\ufffd" in text:
+            text = f"<{tokenizer.convert_ids_to_tokens(i)}>"
+        strings.append(text)
     return strings + [f"<{i}>" for i in range(n, vocab_size)]
 
 
