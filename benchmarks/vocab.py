@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +27,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str]) -> float:
+def run(*cmd: str) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def main() -> None:
@@ -43,30 +48,33 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="vocab-bench-"))
     config = yaml.safe_load(Path(args.config).read_text())
     cfg = json.dumps({"seed": config.get("seed", 0), "vocab": config.get("vocab", {})})
-    exe = [sys.executable, "-m", "iterlens.cli"]
+    exe = ["iterlens"]  # the console script, as the rules call it
+    load = os.getloadavg()[0]
     timings = {}
     for model in ("lm", "lm_random"):
-        timings[model] = run([
-            *exe, "vocab", "--cfg", cfg, "--threads", "2", "--quiet",
-            "--model", str(results / "models" / model),
-            "--lens", str(results / "probed" / model / "lenses" / "tuned"),
-            "--name", model, "--out", str(out / model)])
-    timings["index"] = run([*exe, "vocab-index", "--models", str(out / "lm"),
-                            str(out / "lm_random"), "--out", str(out / "index.html")])
-    total = sum(timings.values())
+        lens = results / "probed" / model / "lenses" / "tuned"
+        timings[model] = run(*exe, "vocab", "--cfg", cfg, "--threads", "2", "--quiet",
+                             "--model", str(results / "models" / model), "--lens", str(lens),
+                             "--name", model, "--out", str(out / model))  # fmt: skip
+    models = [str(out / "lm"), str(out / "lm_random")]
+    timings["index"] = run(*exe, "vocab-index", "--models", *models, "--out",
+                           str(out / "index.html"))  # fmt: skip
+    wall, cpu = (sum(t[i] for t in timings.values()) for i in (0, 1))
     n_prompts = len(json.loads((out / "lm" / "meta.json").read_text())["prompts"])
-    for name, seconds in timings.items():
-        print(f"{name:10s} {seconds:6.1f} s")
-    print(f"{'total':10s} {total:6.1f} s  ({n_prompts} prompts, 2 models; pages in {out})")
+    print(f"load average before: {load:.1f} (2 cores)")
+    for name, (w, c) in timings.items():
+        print(f"{name:10s} wall {w:6.1f} s   cpu {c:6.1f} s")
+    print(f"{'total':10s} wall {wall:6.1f} s   cpu {cpu:6.1f} s  "
+          f"({n_prompts} prompts, 2 models; pages in {out})")  # fmt: skip
     if args.screenshot:
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         with tempfile.TemporaryDirectory() as profile:
-            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                            f"--user-data-dir={profile}", "--hide-scrollbars",
-                            f"--screenshot={Path(args.screenshot).resolve()}",
-                            "--window-size=1000,1250",
-                            (out / "lm" / "prompt-0.html").resolve().as_uri()],
-                           check=True, capture_output=True)
+            page = (out / "lm" / "prompt-0.html").resolve().as_uri()
+            shot = f"--screenshot={Path(args.screenshot).resolve()}"
+            flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+            size = "--window-size=1000,1250"
+            profile_flag = f"--user-data-dir={profile}"
+            subprocess.run([chromium, *flags, profile_flag, shot, size, page], check=True)
         print(f"screenshot: {args.screenshot}")
 
 

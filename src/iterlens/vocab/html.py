@@ -56,19 +56,30 @@ def _table(table_id: str, header: list[str], rows: list[str]) -> str:
     )
 
 
-def _words_cell(group: pd.DataFrame, show_k: int) -> str:
-    """A match list as one cell: greyed ``(high bias)`` where high-bias tokens dominate."""
-    group = group.sort_values("rank")
-    tip = html.escape(
-        ", ".join(
-            f"{t!r} {c:.2f}{' (hb)' if h else ''}"
-            for t, c, h in zip(group["token"], group["cosine"], group["high_bias"], strict=True)
-        ),
-        quote=True,
+def match_lists(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, list[tuple]]:
+    """The match lists of a long table, by ``keys``.
+
+    Each list holds (token, cosine, high bias, list is high-bias) tuples in rank order.
+    """
+    frame = frame.sort_values([*keys, "rank"], kind="stable")
+    lists: dict[tuple, list[tuple]] = {}
+    columns = [frame[k].to_numpy() for k in keys]
+    rest = zip(
+        frame["token"], frame["cosine"], frame["high_bias"], frame["list_high_bias"], strict=True
     )
-    if bool(group["list_high_bias"].iloc[0]):
+    for *key, row in zip(*columns, rest, strict=True):
+        lists.setdefault(tuple(k.item() if hasattr(k, "item") else k for k in key), []).append(row)
+    return lists
+
+
+def _words_cell(matches: list[tuple], show_k: int) -> str:
+    """A match list as one cell: greyed ``(high bias)`` where high-bias tokens dominate."""
+    tip = html.escape(
+        ", ".join(f"{t!r} {c:.2f}{' (hb)' if h else ''}" for t, c, h, _ in matches), quote=True
+    )
+    if matches[0][3]:
         return f'<td class="w hb" title="{tip}">{HIGH_BIAS}</td>'
-    words = " \u00b7 ".join(show(t) for t in group["token"].iloc[:show_k])
+    words = " \u00b7 ".join(show(t) for t, *_ in matches[:show_k])
     return f'<td class="w" title="{tip}">{words}</td>'
 
 
@@ -178,7 +189,7 @@ def prompt_page(
         f"final norm and unembedding). {HIGH_BIAS}: most matches are high-bias "
         "tokens (hover for the list).</p>"
     )
-    grouped = dict(tuple(head_words.groupby(["layer", "head", "kind", "position"])))
+    grouped = match_lists(head_words, ["layer", "head", "kind", "position"])
     for layer in range(n_layers):
         rows = []
         for head in range(n_heads):
@@ -246,7 +257,7 @@ def _neurons(
     keep = np.isin(
         key(words["layer"].to_numpy(), words["neuron"].to_numpy()), np.concatenate(shown)
     )
-    lists = dict(tuple(words[keep].groupby(["layer", "neuron", "side"])))
+    lists = match_lists(words[keep], ["layer", "neuron", "side"])
     parts = [
         f'<h2>FFN neurons</h2><p class="note">Per layer, the {settings.top_neurons} '
         "neurons with the largest activation on this prompt: nearest words to their "
