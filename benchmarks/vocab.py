@@ -8,6 +8,8 @@ Usage: python benchmarks/vocab.py [--results results] [--config config/config.ya
 Reads `{results}/models/{lm,lm_random}` and `{results}/probed/{lm,lm_random}/lenses/tuned`
 (read-only); writes pages and tables to --out (a temporary folder by default). With
 --screenshot, also renders the first prompt page of `lm` in headless Chromium into that PNG.
+With --random TOKENIZER, the two models are the default reference architecture at random
+init (seeds 0 and 1) with zero tuned lenses instead (the cost does not depend on weights).
 """
 
 from __future__ import annotations
@@ -37,16 +39,39 @@ def run(*cmd: str) -> tuple[float, float]:
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
+def random_models(config: dict, tokenizer: str, results: Path) -> None:
+    """Reference-architecture LMs at random init, with zero-initialised tuned lenses."""
+    from iterlens.lenses import make_tuned_lens, save_lens
+    from iterlens.lm import init_model, reference_config, save_model
+    from iterlens.readout import readout_from_lm
+    from iterlens.text_data import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    lm = config.get("lm", {})
+    n_layer = lm.get("n_layer", 8)
+    shape = (n_layer, lm.get("n_embd", 128), lm.get("n_head", 4), lm.get("seq_len", 256))
+    for seed, model in enumerate(("lm", "lm_random")):
+        net = init_model(reference_config(len(tok), *shape, tok.eos_token_id), seed)
+        save_model(net, tok, results / "models" / model)
+        readout = readout_from_lm(net)
+        lens = make_tuned_lens(readout, n_layer)
+        save_lens(lens, results / "probed" / model / "lenses" / "tuned", readout, n_layer)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--results", default="results")
     p.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     p.add_argument("--out", default=None)
     p.add_argument("--screenshot", default=None)
+    p.add_argument("--random", default=None, metavar="TOKENIZER")
     args = p.parse_args()
     results = Path(args.results)
     out = Path(args.out or tempfile.mkdtemp(prefix="vocab-bench-"))
     config = yaml.safe_load(Path(args.config).read_text())
+    if args.random:
+        results = out / "results"
+        random_models(config, args.random, results)
     cfg = json.dumps({"seed": config.get("seed", 0), "vocab": config.get("vocab", {})})
     exe = ["iterlens"]  # the console script, as the rules call it
     load = os.getloadavg()[0]

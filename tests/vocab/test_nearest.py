@@ -89,3 +89,27 @@ def test_token_bias_is_the_logit_of_the_mean_residual(family):
     with torch.no_grad():
         expected = model.lm_head(final_norm_of(model)(mean))
     torch.testing.assert_close(token_bias(model, mean), expected)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_writing_space_rows_give_the_logits(family):
+    """logit_t(h) = |P(gamma U_t)| (P h . row_t) / scale(h) + the bias of t: the writing
+    space is the readout's own geometry, not a heuristic."""
+    model = scrambled(family)
+    space = writing_space(model)
+    h = torch.randn(4, 32, generator=torch.Generator().manual_seed(7)) * 3
+    final = final_norm_of(model)
+    head = model.get_output_embeddings()
+    with torch.no_grad():
+        logits = head(final(h))
+        scaled = head.weight * final.weight
+        beta = getattr(final, "bias", None)
+        offset = head(beta if beta is not None else torch.zeros(32))
+    if family == "llama":  # RMSNorm: no centring, scale = rms
+        ph, scale = h, (h.pow(2).mean(-1, keepdim=True) + final.variance_epsilon).sqrt()
+    else:
+        ph = h - h.mean(-1, keepdim=True)
+        scale = (ph.pow(2).mean(-1, keepdim=True) + final.eps).sqrt()
+        scaled = scaled - scaled.mean(-1, keepdim=True)
+    rebuilt = (ph @ space.vectors.T) * scaled.norm(dim=-1) / scale + offset
+    torch.testing.assert_close(rebuilt, logits, atol=1e-4, rtol=1e-4)

@@ -44,6 +44,7 @@ TABLES = (
     "neuron_words",
     "evolution_topk",
     "evolution",
+    "residual_words",
     "activations",
     "position0_neurons",
     "head_words",
@@ -156,6 +157,19 @@ def analyse(
         top, steps = token_evolution(hidden, lenses, ids, logits, settings.top_k, words)
         tables["evolution_topk"].append(_with_prompt(top, p))
         tables["evolution"].append(_with_prompt(steps, p))
+        # nearest words to the residual stream itself (cosine, through the final norm)
+        found, cos = nearest_words(hidden.transpose(0, 1), writing, settings.top_k)
+        n_rows = found.shape[0] * n_pos
+        keys = {
+            "prompt": np.full(n_rows, p),
+            "layer": np.repeat(np.arange(found.shape[0]), n_pos),
+            "position": np.tile(np.arange(n_pos), found.shape[0]),
+        }
+        tables["residual_words"].append(
+            match_table(
+                keys, found.reshape(n_rows, -1), cos.reshape(n_rows, -1), words, high, share
+            )
+        )
         tables["activations"].append(_with_prompt(activation_table(acts), p))
         tables["position0_neurons"].append(
             _with_prompt(
