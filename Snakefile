@@ -1,5 +1,7 @@
 # iterlens: does a transformer refine one prediction layer by layer?
-# Thin by design: all logic lives in the `iterlens` library; rules call its CLI.
+# Thin by design: all logic lives in the `iterlens` library; rules call its CLI, and every
+# file name comes from iterlens.artifacts. One .smk per stage; each appends its final
+# targets to TARGETS (defined in common.smk).
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -14,15 +16,15 @@ configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/lm.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/lenses.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/vision.smk"
 include: "workflow/rules/vocab.smk"
 
 
 rule all:
     input:
-        final_targets(),
+        TARGETS,
     default_target: True

@@ -19,13 +19,13 @@ import time
 import numpy as np
 import torch
 
-from iterlens.extract import ResidualRecorder, extract_lm_shard
-from iterlens.lenses import fit_lens, make_tuned_lens
-from iterlens.lm import init_model, reference_config
-from iterlens.metrics import ce_bits
-from iterlens.readout import readout_from_lm
-from iterlens.store import ActivationStore, shard_path, write_manifest
-from iterlens.transfer import transfer_matrix
+from iterlens.models.lm import init_model, reference_config
+from iterlens.probing.extract import ResidualRecorder, extract_lm_shard
+from iterlens.probing.lenses import fit_lens, make_tuned_lens
+from iterlens.probing.metrics import ce_bits
+from iterlens.probing.readout import readout_from_lm
+from iterlens.probing.store import ActivationStore, shard_path, write_manifest
+from iterlens.probing.transfer import transfer_matrix
 
 
 class _Tok:
@@ -47,8 +47,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = init_model(reference_config(args.vocab, args.layers, args.width, 4, args.seq, 0), 0)
     readout = readout_from_lm(model)
-    tokens = np.random.default_rng(0).integers(0, args.vocab, args.batches * args.batch
-                                               * args.seq + 1).astype(np.int32)
+    tokens = (
+        np.random.default_rng(0)
+        .integers(0, args.vocab, args.batches * args.batch * args.seq + 1)
+        .astype(np.int32)
+    )
     n_tok = args.batches * args.batch * args.seq
     x = torch.from_numpy(tokens[:-1].astype(np.int64)).view(-1, args.seq)
 
@@ -56,27 +59,45 @@ def main() -> None:
         model(x[: args.batch])  # warm-up
         t = time.perf_counter()
         for b in range(0, len(x), args.batch):
-            model(x[b:b + args.batch])
+            model(x[b : b + args.batch])
         bare = time.perf_counter() - t
         with ResidualRecorder(model) as rec:
             t = time.perf_counter()
             for b in range(0, len(x), args.batch):
-                rec.run(x[b:b + args.batch])
+                rec.run(x[b : b + args.batch])
             hooked = time.perf_counter() - t
 
     with tempfile.TemporaryDirectory() as tmp:
         starts = np.arange(len(x)) * args.seq
         t = time.perf_counter()
-        extract_lm_shard(model, readout, _Tok(), tokens, starts, args.seq, args.batch,
-                         shard_path(tmp, 0), progress=False)
+        extract_lm_shard(
+            model,
+            readout,
+            _Tok(),
+            tokens,
+            starts,
+            args.seq,
+            args.batch,
+            shard_path(tmp, 0),
+            progress=False,
+        )
         write_manifest(tmp, 1, {"readout_fingerprint": readout.fingerprint()})
         extract = time.perf_counter() - t
         store = ActivationStore(tmp)
 
         lens = make_tuned_lens(readout, args.layers)
         t = time.perf_counter()
-        fit_lens(lens, store, readout, list(range(args.layers)), "kl", args.lens_steps, 512,
-                 1e-3, progress=False)
+        fit_lens(
+            lens,
+            store,
+            readout,
+            list(range(args.layers)),
+            "kl",
+            args.lens_steps,
+            512,
+            1e-3,
+            progress=False,
+        )
         fit = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -93,14 +114,20 @@ def main() -> None:
                         torch.log_softmax(final, -1)
         separate = time.perf_counter() - t
 
-    print(f"model: GPT-2 {args.layers}x{args.width}, vocab {args.vocab}, {n_tok} tokens, "
-          f"{args.threads} threads")
+    print(
+        f"model: GPT-2 {args.layers}x{args.width}, vocab {args.vocab}, {n_tok} tokens, "
+        f"{args.threads} threads"
+    )
     print(f"bare forward        {n_tok / bare:10.0f} tokens/s")
     print(f"forward + hooks     {n_tok / hooked:10.0f} tokens/s")
-    print(f"extraction to disk  {n_tok / extract:10.0f} tokens/s "
-          f"({extract / bare:.2f}x the bare forward time)")
-    print(f"tuned lens fit      {fit / args.lens_steps:10.3f} s/step (batch 512, "
-          f"{args.layers} layers)")
+    print(
+        f"extraction to disk  {n_tok / extract:10.0f} tokens/s "
+        f"({extract / bare:.2f}x the bare forward time)"
+    )
+    print(
+        f"tuned lens fit      {fit / args.lens_steps:10.3f} s/step (batch 512, "
+        f"{args.layers} layers)"
+    )
     print(f"transfer, batched   {batched:10.2f} s for the {n}x{n} matrix")
     print(f"transfer, separate  {separate:10.2f} s ({separate / batched:.1f}x slower)")
 

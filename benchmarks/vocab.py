@@ -41,10 +41,10 @@ def run(*cmd: str) -> tuple[float, float]:
 
 def random_models(config: dict, tokenizer: str, results: Path) -> None:
     """Reference-architecture LMs at random init, with zero-initialised tuned lenses."""
-    from iterlens.lenses import make_tuned_lens, save_lens
-    from iterlens.lm import init_model, reference_config, save_model
-    from iterlens.readout import readout_from_lm
-    from iterlens.text_data import load_tokenizer
+    from iterlens.data.text import load_tokenizer
+    from iterlens.models.lm import init_model, reference_config, save_model
+    from iterlens.probing.lenses import make_tuned_lens, save_lens
+    from iterlens.probing.readout import readout_from_lm
 
     tok = load_tokenizer(tokenizer)
     lm = config.get("lm", {})

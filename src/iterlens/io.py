@@ -6,12 +6,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 
 @contextmanager
@@ -77,3 +78,35 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"missing table: {path}")
     return pd.read_parquet(path, engine="pyarrow")
+
+
+def save_safetensors(
+    tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write tensors (made contiguous, detached) and string metadata, atomically."""
+    from safetensors.torch import save_file
+
+    clean = {k: v.detach().contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata=dict(metadata) if metadata else None)
+
+
+def load_safetensors(path: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a safetensors file and its metadata; name ``what`` it is when missing or corrupt.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a readable safetensors file.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"missing {what}: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except Exception as err:  # safetensors raises several error types
+        raise ValueError(f"corrupt {what} file {path}: {err}") from None

@@ -2,9 +2,9 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from iterlens.extract import ResidualRecorder
-from iterlens.lenses import IdentityLens, make_tuned_lens
-from iterlens.readout import readout_from_lm
+from iterlens.probing.extract import ResidualRecorder
+from iterlens.probing.lenses import LogitLens, make_tuned_lens
+from iterlens.probing.readout import readout_from_lm
 from iterlens.vocab.evolution import token_evolution
 
 WORDS = [f"w{i}" for i in range(97)]
@@ -16,7 +16,7 @@ def lenses_of(model):
     with torch.no_grad():  # a trained-looking lens: translators far from zero
         for p in tuned.layer_translators.parameters():
             p.copy_(torch.randn(p.shape) * 0.3)
-    return {"logit": IdentityLens(readout), "tuned": tuned}
+    return {"logit": LogitLens(readout), "tuned": tuned}
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])

@@ -2,8 +2,8 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from iterlens.extract import ResidualRecorder
 from iterlens.models.surgery import attention_output_module, blocks_of, input_norms_of
+from iterlens.probing.extract import ResidualRecorder
 from iterlens.vocab.heads import attention_pattern, attention_to_first, head_vectors
 
 FAMILIES = ["gpt2", "gpt_neox", "llama", "llama_gqa"]

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from iterlens.cli import main
-from iterlens.lenses import make_tuned_lens, save_lens
-from iterlens.lm import save_model
-from iterlens.readout import readout_from_lm
-from iterlens.text_data import load_tokenizer, train_tokenizer
+from iterlens.data.text import load_tokenizer, train_tokenizer
+from iterlens.models.lm import save_model
+from iterlens.probing.lenses import make_tuned_lens, save_lens
+from iterlens.probing.readout import readout_from_lm
 from iterlens.vocab.analysis import TABLES
 from iterlens.vocab.html import page_table_ids
 

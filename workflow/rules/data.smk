@@ -1,23 +1,31 @@
+# Text data: the corpus split by document, the BPE tokenizer, the token streams.
+
+
 rule corpus:
     output:
-        expand("results/corpus/{split}.jsonl", split=SPLITS),
+        splits=expand(A.CORPUS, split=SPLITS),
     params:
         cfg=cfg("corpus"),
+        out=folder_of("output", "splits"),
+    resources:
+        mem_mb=2000,
     log:
         "logs/corpus.log",
     message:
         "Load the corpus and split it by document"
     shell:
-        "iterlens corpus --cfg {params.cfg} --out results/corpus > {log} 2>&1"
+        "iterlens corpus --cfg {params.cfg} --out {params.out} > {log} 2>&1"
 
 
 rule tokenizer:
     input:
-        train="results/corpus/train.jsonl",
+        train=A.CORPUS.format(split="train"),
     output:
-        directory("results/tokenizer"),
+        directory(A.TOKENIZER_DIR),
     params:
         cfg=cfg("lm", "tokenizer"),
+    resources:
+        mem_mb=2000,
     log:
         "logs/tokenizer.log",
     message:
@@ -28,10 +36,12 @@ rule tokenizer:
 
 rule tokenize:
     input:
-        tokenizer="results/tokenizer",
-        splits=expand("results/corpus/{split}.jsonl", split=SPLITS),
+        tokenizer=A.TOKENIZER_DIR,
+        splits=expand(A.CORPUS, split=SPLITS),
     output:
-        expand("results/tokens/{split}.npy", split=SPLITS),
+        expand(A.TOKENS, split=SPLITS),
+    resources:
+        mem_mb=2000,
     log:
         "logs/tokenize.log",
     message:

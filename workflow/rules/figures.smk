@@ -1,13 +1,16 @@
-# Figures are drawn from the tables a rule wrote; one job per model family.
-FIGS = ["lens_curves", "shared_lens", "transfer", "prediction_depth"]
+# Figures, each drawn from the tables a rule wrote: one job per model family (the trained
+# model and its untrained twin on the same axes), plus the training curve and the comparison.
+# The list of figures is iterlens.report.figures.FAMILY_FIGURES.
 
 
 rule figure_lm_training:
     input:
-        "results/tables/lm/training.csv",
+        A.TRAINING_CURVE.format(model="lm"),
     output:
-        report("results/figures/lm_training.png", caption="../report/lm_training.rst",
+        report(A.FIGURE.format(name="lm_training"), caption="../report/lm_training.rst",
                category="LM"),
+    resources:
+        mem_mb=1000,
     log:
         "logs/figures/lm_training.log",
     message:
@@ -16,34 +19,57 @@ rule figure_lm_training:
         "iterlens plot --figure lm_training --inputs {input} --out {output} > {log} 2>&1"
 
 
-rule figures_lm:
+rule figures_family:
     input:
-        expand("results/tables/{pm}/{table}.csv", pm=LM_MODELS,
-               table=["lens_metrics", "prediction_depth", "transfer"]),
+        metrics=expand(A.LENS_METRICS, model=["{family}", "{family}_random"]),
+        depth=expand(A.PREDICTION_DEPTH, model=["{family}", "{family}_random"]),
+        transfer=expand(A.TRANSFER, model=["{family}", "{family}_random"]),
     output:
-        [report(f"results/figures/lm_{f}.png", caption=f"../report/{f}.rst", category="LM")
-         for f in FIGS + ["ranks"]],
-    log:
-        "logs/figures/lm.log",
-    message:
-        "Figures of the LM (trained vs initial weights)"
-    shell:
-        "iterlens plot --family lm --tables results/tables --out results/figures > {log} 2>&1"
-
-
-rule figures_cnn:
-    input:
-        expand("results/tables/{{family}}{suffix}/{table}.csv", suffix=["", "_random"],
-               table=["lens_metrics", "prediction_depth", "transfer"]),
-    output:
-        [report(f"results/figures/{{family}}_{f}.png", caption=f"../report/{f}.rst",
-                category="CNN") for f in FIGS],
+        figures=[report(A.FIGURE.format(name=f"{{family}}_{f}"), caption=f"../report/{f}.rst",
+                        category="{family}") for f in family_figures("lm")],
     wildcard_constraints:
-        family="cnn_plain|cnn_residual",
+        family="lm",
+    params:
+        tables=folder_of("input", "metrics", up=2),
+        out=folder_of("output", "figures"),
+    resources:
+        mem_mb=1000,
     log:
         "logs/figures/{family}.log",
     message:
         "Figures of {wildcards.family} (trained vs initial weights)"
     shell:
-        "iterlens plot --family {wildcards.family} --tables results/tables "
-        "--out results/figures > {log} 2>&1"
+        "iterlens plot --family {wildcards.family} --tables {params.tables} "
+        "--out {params.out} > {log} 2>&1"
+
+
+use rule figures_family as figures_family_cnn with:
+    output:
+        figures=[report(A.FIGURE.format(name=f"{{family}}_{f}"), caption=f"../report/{f}.rst",
+                        category="{family}") for f in family_figures("cnn")],
+    wildcard_constraints:
+        family=one_of(CNN_TRAINED),
+
+
+rule figure_comparison:
+    input:
+        A.COMPARISON,
+    output:
+        report(A.FIGURE.format(name="comparison"), caption="../report/comparison.rst",
+               category="Comparison"),
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/figures/comparison.log",
+    message:
+        "Figure: LM vs plain CNN vs residual CNN on relative depth"
+    shell:
+        "iterlens plot --figure comparison --inputs {input} --out {output} > {log} 2>&1"
+
+
+if config["lm"]["model"] == "reference":
+    TARGETS += [A.FIGURE.format(name="lm_training")]
+TARGETS += expand(A.FIGURE, name=[f"{family}_{f}" for family in FAMILIES
+                                   for f in family_figures(family)])
+if VISION:
+    TARGETS += [A.FIGURE.format(name="comparison")]

@@ -2,39 +2,43 @@
 # page a prompt, for the reference LM and its untrained twin.
 from iterlens.vocab.analysis import TABLES as VOCAB_TABLES
 
-VOCAB_PROMPTS = range(len(config["vocab"]["prompts"]))
+VOCAB_TABLE_FILES = [A.VOCAB_DIR + "/" + A.VOCAB_TABLE.format(table=t) for t in VOCAB_TABLES]
+VOCAB_PAGES = [A.VOCAB_DIR + "/" + A.VOCAB_PAGE.format(prompt=i)
+               for i in range(len(config["vocab"]["prompts"]))]
 
 
 rule vocab:
     input:
-        model=lm_dir,
-        lens="results/probed/{lm}/lenses/tuned",
+        model=A.MODEL_DIR,
+        lens=A.LENS_DIR.format(model="{model}", kind="tuned"),
     output:
-        tables=expand("results/vocab/{{lm}}/{table}.parquet", table=VOCAB_TABLES),
-        pages=expand("results/vocab/{{lm}}/prompt-{i}.html", i=VOCAB_PROMPTS),
-        meta="results/vocab/{lm}/meta.json",
+        tables=VOCAB_TABLE_FILES,
+        pages=VOCAB_PAGES,
+        meta=A.VOCAB_DIR + "/" + A.VOCAB_META,
+    wildcard_constraints:
+        model=one_of(LM_MODELS),
     params:
         cfg=cfg("vocab"),
-        out=subpath(output.meta, parent=True),
+        out=folder_of("output", "meta"),
     threads: 2
     resources:
         mem_mb=2000,
     log:
-        "logs/vocab/{lm}.log",
+        "logs/vocab/{model}.log",
     message:
-        "Vocabulary-space analysis of {wildcards.lm} on the configured prompts"
+        "Vocabulary-space analysis of {wildcards.model} on the configured prompts"
     shell:
         "iterlens vocab --cfg {params.cfg} --threads {threads} --model {input.model} "
-        "--lens {input.lens} --name {wildcards.lm} --out {params.out} > {log} 2>&1"
+        "--lens {input.lens} --name {wildcards.model} --out {params.out} > {log} 2>&1"
 
 
 rule vocab_index:
     input:
-        expand("results/vocab/{lm}/meta.json", lm=LM_MODELS),
+        expand(A.VOCAB_DIR + "/" + A.VOCAB_META, model=LM_MODELS),
     output:
-        "results/vocab/index.html",
+        A.VOCAB_INDEX,
     params:
-        models=expand("results/vocab/{lm}", lm=LM_MODELS),
+        models=expand(A.VOCAB_DIR, model=LM_MODELS),
     resources:
         mem_mb=500,
     log:
@@ -43,3 +47,7 @@ rule vocab_index:
         "Landing page of the vocabulary-space pages"
     shell:
         "iterlens vocab-index --models {params.models} --out {output} > {log} 2>&1"
+
+
+if config["vocab"]["enabled"]:
+    TARGETS += [A.VOCAB_INDEX]

@@ -1,1 +1,5 @@
-"""Models: loading, training and the per-architecture look-ups (surgery)."""
+"""Models: causal LMs, the CNN twins, one training loop, where each architecture keeps its parts.
+
+Modules: ``lm`` (the reference LM and any HF causal LM), ``cnn`` (the Inception-style twins),
+``training`` (the loop and schedules), ``surgery`` (blocks, norms, embeddings per family).
+"""

@@ -1,11 +1,13 @@
-"""Where each supported causal-LM family keeps its parts.
+"""Where each supported causal-LM architecture keeps its parts.
 
-One module knows the architectures (GPT-2, GPT-NeoX, Llama): blocks, final norm,
-embeddings, unembedding, each layer's input norms, attention and FFN weights. Weights are
-returned in one convention, ``y = W x + b`` with ``W`` shaped ``[out, in]``, whatever the
-family stores (GPT-2's ``Conv1D`` keeps ``[in, out]``; GPT-NeoX fuses q, k and v and
-interleaves them per head; Llama has separate projections and may share key/value heads
-across query heads, GQA).
+One table per family, so extraction, readouts and the vocabulary analysis share one answer to
+"which module is the final norm / the list of blocks / the embedding?". Supported families are
+the ``model_type`` values of ``transformers`` configs in :data:`SUPPORTED_FAMILIES`.
+
+Attention and FFN weights are returned in one convention, ``y = W x + b`` with ``W`` shaped
+``[out, in]``, whatever the family stores (GPT-2's ``Conv1D`` keeps ``[in, out]`` and fuses
+q, k, v; GPT-NeoX fuses them interleaved per head; Llama has separate projections and may
+share key/value heads across query heads, GQA).
 """
 
 from __future__ import annotations
@@ -15,24 +17,53 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from iterlens.extract import blocks_of
-from iterlens.readout import final_norm_of, model_family
+SUPPORTED_FAMILIES = ("gpt2", "gpt_neox", "llama")
 
-__all__ = [
-    "AttentionWeights",
-    "FFNWeights",
-    "attention_output_module",
-    "attention_weights",
-    "blocks_of",
-    "embedding_matrix",
-    "ffn_output_module",
-    "ffn_weights",
-    "final_norm_of",
-    "input_norms_of",
-    "model_family",
-    "rotary_embedding_of",
-    "unembedding_of",
-]
+# Attribute of ``model.base_model`` holding each part, per family.
+_PARTS: dict[str, dict[str, str]] = {
+    "gpt2": {"blocks": "h", "final_norm": "ln_f", "embed": "wte"},
+    "gpt_neox": {"blocks": "layers", "final_norm": "final_layer_norm", "embed": "embed_in"},
+    "llama": {"blocks": "layers", "final_norm": "norm", "embed": "embed_tokens"},
+}
+
+
+def model_family(model: nn.Module) -> str:
+    """Return the family name of a HF causal LM, or raise naming the architecture.
+
+    Raises:
+        NotImplementedError: the architecture is not one of :data:`SUPPORTED_FAMILIES`.
+    """
+    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+    if model_type in SUPPORTED_FAMILIES:
+        return model_type
+    raise NotImplementedError(
+        f"iterlens does not know where the final norm and unembedding of architecture "
+        f"'{model_type}' ({type(model).__name__}) are; supported: {', '.join(SUPPORTED_FAMILIES)}"
+    )
+
+
+def _part(model: nn.Module, name: str) -> nn.Module:
+    return getattr(model.base_model, _PARTS[model_family(model)][name])
+
+
+def blocks_of(model: nn.Module) -> nn.ModuleList:
+    """The list of transformer blocks (their inputs are the residual streams h_0..h_{L-1})."""
+    return _part(model, "blocks")
+
+
+def final_norm_of(model: nn.Module) -> nn.Module:
+    """The final norm (its input is the last residual stream h_L)."""
+    return _part(model, "final_norm")
+
+
+def input_embedding_of(model: nn.Module) -> nn.Embedding:
+    """The input token embedding."""
+    return _part(model, "embed")
+
+
+def unembedding_of(model: nn.Module) -> nn.Linear:
+    """The unembedding (tied to the input embedding in some models, not in others)."""
+    return model.get_output_embeddings()
 
 
 @dataclass
@@ -92,16 +123,8 @@ def _bias(module: nn.Module, n: int) -> torch.Tensor:
 
 
 def embedding_matrix(model: nn.Module) -> torch.Tensor:
-    """Input token embeddings ``[V, d]`` (what the first layer reads for each token)."""
-    return model.get_input_embeddings().weight.detach().float()
-
-
-def unembedding_of(model: nn.Module) -> nn.Linear:
-    """The unembedding (``lm_head``); tied models share its weight with the embeddings."""
-    head = model.get_output_embeddings()
-    if head is None:
-        raise NotImplementedError(f"{type(model).__name__} has no unembedding (lm_head)")
-    return head
+    """Input token embeddings ``[V, d]`` as float (what the first layer reads for each token)."""
+    return input_embedding_of(model).weight.detach().float()
 
 
 def input_norms_of(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module]:

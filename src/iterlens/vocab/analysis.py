@@ -17,9 +17,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from iterlens.extract import ResidualRecorder
+from iterlens import artifacts
 from iterlens.io import write_json, write_parquet
 from iterlens.models.surgery import blocks_of, input_norms_of, model_family
+from iterlens.probing.extract import ResidualRecorder
 from iterlens.vocab.evolution import token_evolution
 from iterlens.vocab.heads import attention_pattern, attention_to_first, head_vectors
 from iterlens.vocab.nearest import (
@@ -231,5 +232,5 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path, meta: dict
     """Write every table as ``<name>.parquet`` and ``meta.json`` (last) into ``folder``."""
     folder = Path(folder)
     for name, frame in tables.items():
-        write_parquet(frame, folder / f"{name}.parquet")
-    write_json(meta, folder / "meta.json")
+        write_parquet(frame, folder / artifacts.VOCAB_TABLE.format(table=name))
+    write_json(meta, folder / artifacts.VOCAB_META)

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from iterlens.metrics import prediction_depth, rank_of
+from iterlens.probing.metrics import prediction_depth, rank_of
 
 
 @torch.no_grad()

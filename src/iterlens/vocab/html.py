@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iterlens import artifacts
 from iterlens.io import atomic_path
 from iterlens.vocab.analysis import VocabSettings
 from iterlens.vocab.nearest import HIGH_BIAS
@@ -330,7 +331,7 @@ def index_page(entries: list[dict]) -> str:
 
 def page_name(prompt: int) -> str:
     """File name of prompt ``prompt``'s page."""
-    return f"prompt-{prompt}.html"
+    return artifacts.VOCAB_PAGE.format(prompt=prompt)
 
 
 def write_pages(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
+from iterlens import artifacts
 from iterlens.io import atomic_path, read_json
 from iterlens.vocab.analysis import VocabSettings, analyse, write_tables
 from iterlens.vocab.html import index_page, write_pages
@@ -19,12 +20,12 @@ def load_model_and_tokenizer(model: str | Path):
 
     A workflow model folder holding ``source.json`` stands for the model it names.
     """
-    from iterlens.lm import load_causal_lm, load_model_dir
-    from iterlens.text_data import load_tokenizer
+    from iterlens.data.text import load_tokenizer
+    from iterlens.models.lm import load_causal_lm, load_model_dir
 
     path = Path(model)
     if path.is_dir():
-        source = path / "source.json"
+        source = path / artifacts.MODEL_SOURCE
         name = json.loads(source.read_text())["name_or_path"] if source.exists() else path
         return load_model_dir(path), load_tokenizer(name)
     return load_causal_lm(str(model)), load_tokenizer(str(model))
@@ -32,14 +33,14 @@ def load_model_and_tokenizer(model: str | Path):
 
 def lenses_for(model: nn.Module, lens_dirs: list[str | Path]) -> dict[str, nn.Module]:
     """The logit lens of ``model`` and every saved lens in ``lens_dirs``, by name."""
-    from iterlens.lenses import IdentityLens, load_lens
-    from iterlens.readout import readout_from_lm
+    from iterlens.probing.lenses import LogitLens, load_lens
+    from iterlens.probing.readout import readout_from_lm
 
     readout = readout_from_lm(model)
-    lenses: dict[str, nn.Module] = {"logit": IdentityLens(readout)}
+    lenses: dict[str, nn.Module] = {"logit": LogitLens(readout)}
     for folder in lens_dirs:
         lens = load_lens(folder, readout)
-        lenses["logit" if lens.kind == "identity" else lens.kind] = lens
+        lenses[lens.kind] = lens
     return lenses
 
 
@@ -76,7 +77,7 @@ def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
     out = Path(out)
     entries = []
     for folder in model_dirs:
-        meta = read_json(Path(folder) / "meta.json")
+        meta = read_json(Path(folder) / artifacts.VOCAB_META)
         for prompt, page in zip(meta["prompts"], meta["pages"], strict=True):
             href = os.path.relpath(Path(folder) / page, out.parent).replace(os.sep, "/")
             entries.append(

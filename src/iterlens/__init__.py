@@ -1,0 +1,25 @@
+"""iterlens: does a transformer refine one prediction layer by layer?
+
+The package, by subsystem (each a subpackage; the workflow in ``workflow/rules`` calls the
+``iterlens`` command line, one command per rule):
+
+- :mod:`iterlens.artifacts`: every artifact file name and path pattern (library and workflow).
+- :mod:`iterlens.config`, :mod:`iterlens.io`: the validated config; atomic file output.
+- :mod:`iterlens.data`: the text corpus and tokens (``text``), the image datasets (``images``).
+- :mod:`iterlens.models`: the reference LM and HF causal LMs (``lm``), the Inception-style CNN
+  twins (``cnn``), the one training loop (``training``), and ``surgery``, which knows where each
+  architecture keeps its blocks, norms, embeddings, attention and FFN.
+- :mod:`iterlens.probing`: a probed model's readout, its sharded activation store, extraction,
+  lenses, metrics and transfer; one implementation for the LM and the CNN.
+- :mod:`iterlens.report`: summary tables and figures.
+- :mod:`iterlens.cli`: the command line, one module per group of commands.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("iterlens")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

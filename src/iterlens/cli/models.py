@@ -1,0 +1,118 @@
+"""Commands that make the studied models: the reference LM, its untrained twin, the CNNs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iterlens.cli import arg, command, load_cfg
+
+
+@command(
+    "train-lm",
+    "train the reference LM (or record the named HF model)",
+    arg("--tokenizer"),
+    arg("--train-tokens"),
+    arg("--val-tokens"),
+    arg("--out", required=True, help="model folder (save_pretrained)"),
+    arg("--curve", required=True, help="training curve table (.csv)"),
+)
+def train_lm(args):
+    from iterlens.data.text import load_tokenizer, load_tokens
+    from iterlens.io import write_json, write_table
+    from iterlens.models.lm import init_model, record_hf_model, reference_config, save_model
+    from iterlens.models.lm import train_lm as train
+
+    cfg = load_cfg(args)
+    lm = cfg["lm"]
+    if lm["model"] != "reference":
+        record_hf_model(lm["model"], args.out, args.curve)
+        return
+    tok = load_tokenizer(args.tokenizer)
+    config = reference_config(
+        len(tok), lm["n_layer"], lm["n_embd"], lm["n_head"], lm["seq_len"], tok.eos_token_id
+    )
+    model = init_model(config, cfg["seed"])
+    curve = train(
+        model,
+        load_tokens(args.train_tokens),
+        load_tokens(args.val_tokens),
+        steps=lm["steps"],
+        batch_size=lm["batch_size"],
+        seq_len=lm["seq_len"],
+        lr=lm["lr"],
+        warmup_steps=lm["warmup_steps"],
+        eval_every=lm["eval_every"],
+        eval_batches=lm["eval_batches"],
+        seed=cfg["seed"],
+        progress=not args.quiet,
+    )
+    write_table(curve, args.curve)
+    tokens = int(curve["tokens"].iloc[-1])
+    write_json(
+        {
+            "seconds": round(curve.attrs["seconds"], 1),
+            "tokens": tokens,
+            "tokens_per_s": round(tokens / curve.attrs["seconds"], 1),
+        },
+        Path(args.curve).with_suffix(".timing.json"),
+    )
+    save_model(model, tok, args.out)
+
+
+@command(
+    "init-lm",
+    "save the same LM architecture at its initial (untrained) weights",
+    arg("--trained", required=True),
+    arg("--tokenizer", required=True),
+    arg("--out", required=True),
+)
+def init_lm(args):
+    from iterlens.data.text import load_tokenizer
+    from iterlens.models.lm import init_model, load_model_dir, save_model
+
+    cfg = load_cfg(args)
+    model = init_model(load_model_dir(args.trained).config, cfg["seed"])
+    save_model(model, load_tokenizer(args.tokenizer), args.out)
+
+
+@command(
+    "train-cnn",
+    "train the plain or residual Inception-style CNN (or save it untrained)",
+    arg("--net", required=True, choices=["cnn_plain", "cnn_residual"]),
+    arg("--untrained", action="store_true", help="save the initial weights (control)"),
+    arg("--out", required=True),
+    arg("--curve", help="training curve table (.csv)"),
+)
+def train_cnn(args):
+    from iterlens.data.images import image_splits
+    from iterlens.io import write_table
+    from iterlens.models.cnn import init_cnn, save_cnn
+    from iterlens.models.cnn import train_cnn as train
+
+    cfg = load_cfg(args)
+    v = cfg["vision"]
+    splits = image_splits(cfg)
+    x, y = splits["train"]
+    model = init_cnn(
+        v["width"],
+        v["stages"],
+        args.net == "cnn_residual",
+        cfg["seed"],
+        n_classes=int(y.max()) + 1,
+        in_channels=x.shape[1],
+    )
+    if not args.untrained:
+        curve = train(
+            model,
+            x,
+            y,
+            epochs=v["epochs"],
+            batch_size=v["batch_size"],
+            lr=v["lr"],
+            seed=cfg["seed"],
+            x_val=splits["lensfit"][0],
+            y_val=splits["lensfit"][1],
+            progress=not args.quiet,
+        )
+        write_table(curve, args.curve)
+    save_cnn(model, args.out)

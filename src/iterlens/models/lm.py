@@ -1,0 +1,231 @@
+"""Causal LMs: the reference GPT-2 the workflow trains, and loading any HF causal LM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from iterlens import artifacts
+from iterlens.io import atomic_path, read_json, write_json
+from iterlens.models.training import loss_and_accuracy, train, warmup_cosine
+
+
+class ModelNotFoundError(OSError):
+    """A model name that is neither a local folder nor loadable from the Hub."""
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True if the Hugging Face Hub answers (False when offline mode is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(constants.ENDPOINT, timeout=timeout)  # noqa: S310
+        return True
+    except Exception:
+        return False
+
+
+def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32):
+    """Load a causal LM from a local folder or the Hub, in eval mode.
+
+    Raises:
+        ModelNotFoundError: naming the model, saying whether the Hub was reachable and
+            how to point the config at a local copy.
+    """
+    from transformers import AutoModelForCausalLM
+
+    name = str(name_or_path)
+    local = Path(name).is_dir()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local)
+    except OSError as err:
+        if local:
+            raise ModelNotFoundError(
+                f"model folder '{name}' is not a loadable causal LM: {err}"
+            ) from None
+        reach = (
+            "the Hub is reachable, so the name is probably wrong"
+            if hub_reachable()
+            else "the Hugging Face Hub is unreachable (offline)"
+        )
+        raise ModelNotFoundError(
+            f"model '{name}' is not a local folder and could not be loaded: {reach}. "
+            f"To use a local copy, download it where the Hub is reachable "
+            f"(`hf download {name} --local-dir PATH`) and set `lm.model: PATH` in the config."
+        ) from None
+    return model.eval()
+
+
+def reference_config(
+    vocab_size: int, n_layer: int, n_embd: int, n_head: int, seq_len: int, eos_token_id: int
+):
+    """GPT-2 config of the reference LM: tied embeddings, no dropout."""
+    from transformers import GPT2Config
+
+    return GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=seq_len,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,
+    )
+
+
+def init_model(config, seed: int):
+    """A causal LM with freshly initialised weights from ``config`` (seeded)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+def save_model(model, tokenizer, folder: str | Path) -> None:
+    """``save_pretrained`` (safetensors) model and tokenizer into ``folder``, atomically."""
+    with atomic_path(folder) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+
+
+def _windows(tokens: np.ndarray, seq_len: int, idx: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.stack([tokens[i : i + seq_len + 1] for i in idx]).astype(np.int64))
+
+
+@torch.no_grad()
+def mean_loss(model, tokens: np.ndarray, seq_len: int, n_batches: int, batch_size: int) -> float:
+    """Mean next-token loss (nats) over evenly spaced, fixed windows of ``tokens``."""
+    n_win = min(n_batches * batch_size, (len(tokens) - 1) // seq_len)
+    if n_win < 1:
+        raise ValueError(f"need more than {seq_len} tokens to evaluate, got {len(tokens)}")
+    starts = np.linspace(0, len(tokens) - seq_len - 1, n_win).astype(np.int64)
+    model.eval()
+    windows = (
+        _windows(tokens, seq_len, starts[b : b + batch_size]) for b in range(0, n_win, batch_size)
+    )
+    return loss_and_accuracy(lambda x: model(x).logits, ((w[:, :-1], w[:, 1:]) for w in windows))[0]
+
+
+def train_lm(
+    model,
+    train_tokens: np.ndarray,
+    val_tokens: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    seq_len: int,
+    lr: float,
+    warmup_steps: int,
+    eval_every: int,
+    eval_batches: int,
+    seed: int,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``model`` on random windows of ``train_tokens``; return the loss curve.
+
+    AdamW (betas 0.9, 0.95; weight decay 0.1 on matrices), linear warmup then cosine decay
+    to a tenth of ``lr``, gradients clipped to norm 1. The curve has one row per logged
+    step: train loss (mean since the last row) and validation loss on fixed windows of
+    ``val_tokens`` (never trained on), in nats. The wall time is in ``.attrs["seconds"]``.
+    """
+    if len(train_tokens) <= seq_len + 1:
+        raise ValueError(f"train split has {len(train_tokens)} tokens, fewer than seq_len")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.95),
+    )
+
+    def batches():
+        while True:
+            starts = rng.integers(0, len(train_tokens) - seq_len - 1, size=batch_size)
+            yield _windows(train_tokens, seq_len, starts)
+
+    def loss_fn(x: torch.Tensor):
+        model.train()
+        logits = model(x[:, :-1]).logits
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)
+        ), None
+
+    rows, running = [], []
+
+    def on_step(step: int, loss: float, _):
+        running.append(loss)
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            val = mean_loss(model, val_tokens, seq_len, eval_batches, batch_size)
+            train_loss = sum(running) / len(running)
+            rows.append(
+                {
+                    "step": step + 1,
+                    "tokens": (step + 1) * batch_size * seq_len,
+                    "train_loss_nats": train_loss,
+                    "val_loss_nats": val,
+                }
+            )
+            running.clear()
+            return {"train": f"{train_loss:.3f}", "val": f"{val:.3f}"}
+        return None
+
+    seconds = train(
+        list(model.parameters()),
+        opt,
+        warmup_cosine(warmup_steps, steps, 0.1),
+        batches(),
+        loss_fn,
+        steps=steps,
+        clip_norm=1.0,
+        on_step=on_step,
+        desc="train LM",
+        progress=progress,
+    )
+    model.eval()
+    curve = pd.DataFrame(rows)
+    curve.attrs["seconds"] = seconds
+    return curve
+
+
+def record_hf_model(name_or_path: str, folder: str | Path, curve: str | Path) -> None:
+    """Stand for a Hub model or local path instead of training one.
+
+    Loads it once (failing early, with a clear message, if it cannot be had), then writes a
+    model folder holding only ``source.json`` and an empty training curve.
+    """
+    from iterlens.io import write_table
+
+    load_causal_lm(name_or_path)
+    write_table(pd.DataFrame(columns=["step", "tokens", "train_loss_nats", "val_loss_nats"]), curve)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        write_json({"name_or_path": str(name_or_path)}, tmp / artifacts.MODEL_SOURCE)
+
+
+def load_model_dir(folder: str | Path):
+    """Load the model a workflow model folder stands for.
+
+    A folder with ``source.json`` names a Hub model or a local path (``lm.model`` in the
+    config); any other folder is a ``save_pretrained`` checkpoint.
+    """
+    folder = Path(folder)
+    source = folder / artifacts.MODEL_SOURCE
+    if source.exists():
+        return load_causal_lm(read_json(source)["name_or_path"])
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"no model folder at {folder}")
+    return load_causal_lm(folder)

@@ -1,0 +1,211 @@
+"""Extraction of every layer's representation into an activation store, for LMs and CNNs.
+
+LM: ``h_l`` for l < L is the input of block l (l = 0: the embeddings); ``h_L`` is the input
+of the final norm, i.e. the last residual stream. (``output_hidden_states`` would instead end
+with the *normed* stream, and normalising it again gives a plausible but wrong lens.) One
+shard a job, so shards of a big run are separate cluster jobs.
+
+CNN: ``h_l`` is the spatial mean of the stem (l = 0) and of every module's output.
+
+Both check on the first batch that the readout maps ``h_L`` to the model's own logits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from iterlens.artifacts import shard_path
+from iterlens.models.surgery import blocks_of, final_norm_of
+from iterlens.probing.readout import Readout
+from iterlens.probing.store import finalize_store, shard_is_complete, write_shard
+
+
+class ResidualRecorder:
+    """Context manager that records the residual stream at every layer via hooks."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.captured: dict[int, torch.Tensor] = {}
+        self.n_layers = len(blocks_of(model))
+        self._handles: list = []
+
+    def _hook(self, index: int):
+        def hook(module, args, kwargs):
+            h = args[0] if args else kwargs["hidden_states"]
+            self.captured[index] = h.detach()
+
+        return hook
+
+    def __enter__(self) -> ResidualRecorder:
+        for i, block in enumerate(blocks_of(self.model)):
+            self._handles.append(block.register_forward_pre_hook(self._hook(i), with_kwargs=True))
+        self._handles.append(
+            final_norm_of(self.model).register_forward_pre_hook(
+                self._hook(self.n_layers), with_kwargs=True
+            )
+        )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    @torch.no_grad()
+    def run(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward ``input_ids [b, t]``; return ``(hidden [b, t, L+1, d], logits [b, t, V])``."""
+        self.captured.clear()
+        logits = self.model(input_ids).logits
+        hidden = torch.stack([self.captured[i] for i in range(self.n_layers + 1)], 2)
+        return hidden.float(), logits.float()
+
+
+def n_shards(n_tokens: int, shard_tokens: int, seq_len: int) -> int:
+    """Number of shards holding ``n_tokens`` tokens in windows of ``seq_len``."""
+    per_shard = max(1, shard_tokens // seq_len)
+    return math.ceil(max(1, n_tokens // seq_len) / per_shard)
+
+
+def shard_windows(
+    tokens: np.ndarray, seq_len: int, n_tokens: int, shard_tokens: int, index: int
+) -> np.ndarray:
+    """Start offsets of the windows of shard ``index`` (non-overlapping, consecutive).
+
+    Raises:
+        ValueError: if the split is too short for the requested token count.
+    """
+    per_shard = max(1, shard_tokens // seq_len)
+    n_windows_total = max(1, n_tokens // seq_len)
+    available = (len(tokens) - 1) // seq_len
+    if available < n_windows_total:
+        raise ValueError(
+            f"the split has {len(tokens)} tokens, fewer than the "
+            f"{n_windows_total * seq_len} requested; lower extract.*_tokens"
+        )
+    first = index * per_shard
+    last = min(first + per_shard, n_windows_total)
+    if first >= last:
+        raise ValueError(f"shard {index} is empty: only {n_windows_total} windows requested")
+    return np.arange(first, last) * seq_len
+
+
+@torch.no_grad()
+def extract_lm_shard(
+    model: nn.Module,
+    readout: Readout,
+    tokenizer,
+    tokens: np.ndarray,
+    starts: np.ndarray,
+    seq_len: int,
+    batch_size: int,
+    out: str | Path,
+    progress: bool = True,
+) -> None:
+    """Run ``model`` over windows at ``starts`` and write one shard to ``out``.
+
+    Skips the work if ``out`` already holds a complete shard (resuming a run). Checks on
+    the first batch that ``R(h_L)`` reproduces the model's logits.
+    """
+    out = Path(out)
+    if shard_is_complete(out):
+        return
+    hidden_parts, target_parts, input_parts = [], [], []
+    with ResidualRecorder(model) as rec:
+        for b in tqdm(
+            range(0, len(starts), batch_size), desc=f"extract {out.name}", disable=not progress
+        ):
+            window = np.stack([tokens[s : s + seq_len + 1] for s in starts[b : b + batch_size]])
+            x = torch.from_numpy(window.astype(np.int64))
+            hidden, logits = rec.run(x[:, :-1])
+            if b == 0:
+                readout.check_reproduces(hidden[:, :, -1], logits)
+            hidden_parts.append(hidden.reshape(-1, *hidden.shape[2:]))
+            input_parts.append(x[:, :-1].reshape(-1))
+            target_parts.append(x[:, 1:].reshape(-1))
+    targets = torch.cat(target_parts)
+    text = tokenizer.decode(targets.tolist(), skip_special_tokens=True)
+    write_shard(
+        out,
+        torch.cat(hidden_parts),
+        targets,
+        torch.cat(input_parts),
+        n_bytes=len(text.encode("utf-8")),
+    )
+
+
+def extract_lm_store(
+    model,
+    readout,
+    tokenizer,
+    tokens,
+    folder,
+    *,
+    seq_len: int,
+    n_tokens: int,
+    shard_tokens: int,
+    batch_size: int,
+    progress: bool = True,
+) -> int:
+    """Extract every shard of a split into ``folder`` (resuming); return the shard count."""
+    count = n_shards(n_tokens, shard_tokens, seq_len)
+    for i in range(count):
+        starts = shard_windows(tokens, seq_len, n_tokens, shard_tokens, i)
+        extract_lm_shard(
+            model,
+            readout,
+            tokenizer,
+            tokens,
+            starts,
+            seq_len,
+            batch_size,
+            shard_path(folder, i),
+            progress,
+        )
+    return count
+
+
+@torch.no_grad()
+def extract_cnn_store(
+    model: nn.Module,
+    readout: Readout,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    folder: str | Path,
+    *,
+    shard_size: int = 2048,
+    batch_size: int = 256,
+    meta: Mapping[str, object] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Write every layer's representation of images ``x`` to a store; return its manifest.
+
+    Shards hold ``hidden [n, L + 1, width]`` and the class ``targets`` (``inputs`` are -1).
+    Shards already complete in ``folder`` are kept (resuming an interrupted run); the
+    manifest is written last.
+
+    Raises:
+        RuntimeError: ``readout(h_L)`` does not reproduce ``model(x)`` on the first batch.
+    """
+    if len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"need as many labels as images (and some), got {len(x)}, {len(y)}")
+    model.eval()
+    readout.eval()
+    first = x[:batch_size]
+    readout.check_reproduces(model.representations(first)[:, -1], model(first))
+    count = -(-len(y) // shard_size)
+    for i in tqdm(range(count), desc=f"extract {Path(folder).name}", disable=not progress):
+        path = shard_path(folder, i)
+        if shard_is_complete(path):
+            continue
+        xs, ys = x[i * shard_size : (i + 1) * shard_size], y[i * shard_size : (i + 1) * shard_size]
+        parts = [
+            model.representations(xs[b : b + batch_size]) for b in range(0, len(ys), batch_size)
+        ]
+        write_shard(path, torch.cat(parts), ys)
+    return finalize_store(folder, count, readout.fingerprint(), "vision", **(meta or {}))

@@ -1,0 +1,126 @@
+"""Metric definitions (DESIGN.md contracts) and streaming accumulators.
+
+All information quantities are in bits. Per-example functions take logits ``[n, V]``;
+accumulators keep sums and histograms, so memory does not grow with the example count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+LN2 = math.log(2.0)
+
+
+def kl_bits(final_logits: torch.Tensor, lens_logits: torch.Tensor) -> torch.Tensor:
+    """Per-example KL(p_final || p_lens) in bits."""
+    logp = torch.log_softmax(final_logits.float(), -1)
+    logq = torch.log_softmax(lens_logits.float(), -1)
+    return (logp.exp() * (logp - logq)).sum(-1) / LN2
+
+
+def ce_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy against the target index, in bits."""
+    logq = torch.log_softmax(logits.float(), -1)
+    return -logq.gather(-1, targets.long()[:, None])[:, 0] / LN2
+
+
+def entropy_bits(logits: torch.Tensor) -> torch.Tensor:
+    """Per-example entropy of softmax(logits), in bits."""
+    logq = torch.log_softmax(logits.float(), -1)
+    return -(logq.exp() * logq).sum(-1) / LN2
+
+
+def rank_of(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Per-example rank of ``ids`` under ``logits`` (0 = top-1): count of larger logits."""
+    chosen = logits.gather(-1, ids.long()[:, None])
+    return (logits > chosen).sum(-1)
+
+
+def prediction_depth(top1: torch.Tensor, final_top1: torch.Tensor) -> torch.Tensor:
+    """First layer from which the lens top-1 equals the final top-1 at every later layer.
+
+    Args:
+        top1: ``[n, L + 1]`` lens top-1 per layer.
+        final_top1: ``[n]`` the model's final top-1.
+
+    Returns:
+        ``[n]`` depths in ``0..L``, or ``L + 1`` where even the last layer disagrees.
+    """
+    agree = top1 == final_top1[:, None]
+    # suffix-AND over layers: all_later[:, l] = agree[:, l:].all()
+    all_later = agree.flip(1).long().cumprod(1).flip(1).bool()
+    n_layers = top1.shape[1]
+    # depth = number of leading layers at which the suffix is not all-agreeing
+    return n_layers - all_later.long().sum(1)
+
+
+class LayerAccumulator:
+    """Running sums of the per-layer metrics of one lens on one store."""
+
+    def __init__(self, n_classes: int):
+        self.n = 0
+        self.sums = {
+            "kl_bits": 0.0,
+            "ce_bits": 0.0,
+            "top1_agree": 0.0,
+            "top1_acc": 0.0,
+            "entropy_bits": 0.0,
+        }
+        self.rank_hist = {
+            "input": np.zeros(n_classes, np.int64),
+            "final_top1": np.zeros(n_classes, np.int64),
+        }
+        self.has_inputs = False
+
+    def update(
+        self,
+        lens_logits: torch.Tensor,
+        final_logits: torch.Tensor,
+        targets: torch.Tensor,
+        inputs: torch.Tensor,
+    ) -> None:
+        """Add one batch."""
+        final_top1 = final_logits.argmax(-1)
+        top1 = lens_logits.argmax(-1)
+        self.n += len(targets)
+        self.sums["kl_bits"] += kl_bits(final_logits, lens_logits).double().sum().item()
+        self.sums["ce_bits"] += ce_bits(lens_logits, targets).double().sum().item()
+        self.sums["top1_agree"] += (top1 == final_top1).sum().item()
+        self.sums["top1_acc"] += (top1 == targets).sum().item()
+        self.sums["entropy_bits"] += entropy_bits(lens_logits).double().sum().item()
+        ranks = rank_of(lens_logits, final_top1)
+        self.rank_hist["final_top1"] += np.bincount(
+            ranks.numpy(), minlength=len(self.rank_hist["final_top1"])
+        )
+        if (inputs >= 0).all():
+            self.has_inputs = True
+            ranks = rank_of(lens_logits, inputs)
+            self.rank_hist["input"] += np.bincount(
+                ranks.numpy(), minlength=len(self.rank_hist["input"])
+            )
+
+    def result(self, n_bytes: int = 0) -> dict[str, float]:
+        """Means over examples; ``bits_per_byte`` if ``n_bytes``; rank summaries."""
+        if self.n == 0:
+            raise ValueError("no examples were evaluated")
+        out = {k: v / self.n for k, v in self.sums.items()}
+        out["bits_per_byte"] = self.sums["ce_bits"] / n_bytes if n_bytes else float("nan")
+        for name, hist in self.rank_hist.items():
+            if name == "input" and not self.has_inputs:
+                continue
+            out.update(rank_summary(hist, prefix=f"rank_{name}"))
+        return out
+
+
+def rank_summary(hist: np.ndarray, prefix: str) -> dict[str, float]:
+    """Median rank and shares in the top 1 / top 10 from a rank histogram."""
+    total = hist.sum()
+    cdf = np.cumsum(hist)
+    return {
+        f"{prefix}_median": float(np.searchsorted(cdf, total / 2.0)),
+        f"{prefix}_top1": float(hist[:1].sum() / total),
+        f"{prefix}_top10": float(hist[:10].sum() / total),
+    }

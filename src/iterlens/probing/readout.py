@@ -1,0 +1,168 @@
+"""The final readout R of a probed model: a final norm followed by a linear head.
+
+LMs: final LayerNorm / RMSNorm + unembedding. CNNs: identity + fc head (the
+representation is already pooled). A :class:`Readout` quacks like
+``tuned_lens.nn.Unembed`` (``final_norm``, ``unembedding``, ``unembedding_hash``),
+so ``tuned_lens.TunedLens`` accepts it for both domains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from iterlens.io import load_safetensors, save_safetensors
+from iterlens.models.surgery import final_norm_of, model_family
+
+
+class RMSNorm(nn.Module):
+    """Llama-style RMSNorm (computed in float32, scaled by ``weight``)."""
+
+    def __init__(self, d: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Normalise ``h`` by its root mean square."""
+        dtype = h.dtype
+        h = h.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(dtype)
+
+
+class Readout(nn.Module):
+    """R(h) = unembedding(final_norm(h)); frozen."""
+
+    def __init__(self, final_norm: nn.Module, unembedding: nn.Linear, meta: dict | None = None):
+        super().__init__()
+        self.final_norm = final_norm
+        self.unembedding = unembedding
+        self.meta = dict(meta or {})
+        self.requires_grad_(False)
+
+    @property
+    def d_model(self) -> int:
+        """Width of the representation the readout takes."""
+        return self.unembedding.in_features
+
+    @property
+    def n_classes(self) -> int:
+        """Number of output logits (vocabulary size or classes)."""
+        return self.unembedding.out_features
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Map representations ``[..., d]`` to logits ``[..., n_classes]``."""
+        return self.unembedding(self.final_norm(h))
+
+    def unembedding_hash(self) -> str:
+        """Hash used by ``tuned_lens`` to match lenses with models."""
+        from tuned_lens.utils import tensor_hash
+
+        return tensor_hash(self.unembedding.weight.detach().cpu().float().numpy())
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every readout parameter: a lens trained on another readout is refused."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def norm_kind(self) -> str:
+        """Name of the final norm: layernorm, rmsnorm or identity."""
+        if isinstance(self.final_norm, nn.LayerNorm):
+            return "layernorm"
+        if isinstance(self.final_norm, RMSNorm):
+            return "rmsnorm"
+        if isinstance(self.final_norm, nn.Identity):
+            return "identity"
+        raise TypeError(f"unsupported final norm {type(self.final_norm).__name__}")
+
+    def save(self, path: str | Path) -> None:
+        """Write ``readout.safetensors`` (weights + norm description), atomically."""
+        eps = getattr(self.final_norm, "eps", 0.0)
+        meta = {
+            "norm": self.norm_kind(),
+            "eps": repr(float(eps)),
+            "bias": str(self.unembedding.bias is not None),
+            "fingerprint": self.fingerprint(),
+            "meta": json.dumps(self.meta, sort_keys=True),
+        }
+        save_safetensors(self.state_dict(), path, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Readout:
+        """Load a readout written by :meth:`save`; verify its fingerprint."""
+        tensors, meta = load_safetensors(path, "readout")
+        weight = tensors["unembedding.weight"]
+        n_out, d = weight.shape
+        kind, eps = meta.get("norm", "identity"), float(meta.get("eps", "0"))
+        norm: nn.Module
+        if kind == "layernorm":
+            norm = nn.LayerNorm(d, eps=eps, bias="final_norm.bias" in tensors)
+        elif kind == "rmsnorm":
+            norm = RMSNorm(d, eps=eps)
+        else:
+            norm = nn.Identity()
+        head = nn.Linear(d, n_out, bias="unembedding.bias" in tensors)
+        readout = cls(norm, head, json.loads(meta.get("meta", "{}")))
+        readout.load_state_dict(tensors)
+        if meta.get("fingerprint") and readout.fingerprint() != meta["fingerprint"]:
+            raise ValueError(f"readout {path} does not match its recorded fingerprint")
+        return readout.eval()
+
+    def check_reproduces(
+        self, last_hidden: torch.Tensor, logits: torch.Tensor, rtol: float = 1e-3
+    ) -> None:
+        """Refuse a readout that does not map the last layer to the model's own logits.
+
+        Raises:
+            RuntimeError: ``max |R(h_L) - logits|`` exceeds ``rtol`` times the largest logit
+                (at least 1).
+        """
+        err = (self(last_hidden.float()) - logits.float()).abs().max().item()
+        scale = logits.abs().max().item()
+        if err > rtol * max(1.0, scale):
+            raise RuntimeError(
+                f"readout check failed: R(h_L) differs from the model's logits "
+                f"by {err:.3g} (scale {scale:.3g})"
+            )
+
+
+def readout_from_lm(model: nn.Module) -> Readout:
+    """Copy the final norm and unembedding of a causal LM into a :class:`Readout`."""
+    norm = final_norm_of(model)
+    head = model.get_output_embeddings()
+    d, n_out = head.in_features, head.out_features
+    if isinstance(norm, nn.LayerNorm):
+        new_norm: nn.Module = nn.LayerNorm(d, eps=norm.eps, bias=norm.bias is not None)
+    elif type(norm).__name__.endswith("RMSNorm"):
+        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+        new_norm = RMSNorm(d, eps=eps)
+    else:
+        raise NotImplementedError(f"unsupported final norm {type(norm).__name__}")
+    new_norm.load_state_dict(norm.state_dict())
+    new_head = nn.Linear(d, n_out, bias=head.bias is not None)
+    new_head.load_state_dict(head.state_dict())
+    meta = {"family": model_family(model), "name_or_path": model.config.name_or_path}
+    return Readout(new_norm.float(), new_head.float(), meta).eval()
+
+
+def readout_from_cnn(model: nn.Module) -> Readout:
+    """A CNN's final readout: identity norm + a copy of its ``fc`` head (eval mode)."""
+    head = nn.Linear(model.fc.in_features, model.fc.out_features)
+    head.load_state_dict(model.fc.state_dict())
+    meta = {"family": "inception", "residual": bool(model.residual)}
+    return Readout(nn.Identity(), head, meta).eval()
+
+
+def readout_from_model(model: nn.Module) -> Readout:
+    """The readout of a causal LM or of an Inception CNN."""
+    from iterlens.models.cnn import InceptionNet
+
+    return readout_from_cnn(model) if isinstance(model, InceptionNet) else readout_from_lm(model)

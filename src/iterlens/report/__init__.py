@@ -1,0 +1,1 @@
+"""Reporting: summary tables assembled from other tables (``tables``) and figures (``figures``)."""

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_lm
+
+from iterlens.models.cnn import (
+    init_cnn,
+)
+from iterlens.probing.extract import extract_cnn_store, extract_lm_shard
+from iterlens.probing.lenses import (
+    LogitLens,
+    evaluate_lenses,
+)
+from iterlens.probing.readout import readout_from_cnn, readout_from_lm
+from iterlens.probing.store import (
+    ActivationStore,
+    shard_is_complete,
+    shard_path,
+)
+
+
+def images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def test_extraction_resumes_and_checks_readout(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    model = tiny_lm("gpt2")
+    readout = readout_from_lm(model)
+    tokenizer = _char_tokenizer(PreTrainedTokenizerFast)
+    tokens = np.random.default_rng(0).integers(1, 97, 400).astype(np.int32)
+    out = tmp_path / "shard-00000.safetensors"
+    starts = np.array([0, 16, 32])
+    extract_lm_shard(model, readout, tokenizer, tokens, starts, 16, 2, out, progress=False)
+    assert shard_is_complete(out)
+    stamp = out.stat().st_mtime_ns
+    extract_lm_shard(model, readout, tokenizer, tokens, starts, 16, 2, out, progress=False)
+    assert out.stat().st_mtime_ns == stamp  # a finished shard is not redone
+    wrong = readout_from_lm(tiny_lm("gpt2", seed=3))
+    with pytest.raises(RuntimeError, match="readout check failed"):
+        extract_lm_shard(
+            model,
+            wrong,
+            tokenizer,
+            tokens,
+            starts,
+            16,
+            2,
+            tmp_path / "other.safetensors",
+            progress=False,
+        )
+    assert not (tmp_path / "other.safetensors").exists()
+
+
+def test_cnn_extraction_resumes_and_checks_readout(tmp_path):
+    net = init_cnn(8, (1,), residual=False, seed=0)
+    readout = readout_from_cnn(net)
+    x, y = images(30), torch.arange(30) % 10
+    folder = tmp_path / "store"
+    extract_cnn_store(net, readout, x, y, folder, shard_size=10, progress=False)
+    kept = shard_path(folder, 0).stat().st_mtime_ns
+    shard_path(folder, 2).write_bytes(b"truncated")
+    manifest = extract_cnn_store(net, readout, x, y, folder, shard_size=10, progress=False)
+    assert shard_path(folder, 0).stat().st_mtime_ns == kept  # complete shard kept
+    assert manifest["n_examples"] == 30  # broken shard rewritten
+    ActivationStore(folder, verify_hashes=True)
+    other = readout_from_cnn(init_cnn(8, (1,), residual=False, seed=1))
+    with pytest.raises(RuntimeError, match="readout check failed"):
+        extract_cnn_store(net, other, x, y, tmp_path / "other", progress=False)
+    assert not (tmp_path / "other" / "manifest.json").exists()
+
+
+def test_identity_lens_reproduces_logits_at_last_layer(tmp_path):
+    net = init_cnn(8, (1, 1), residual=True, seed=0)
+    readout = readout_from_cnn(net)
+    x = images(50)
+    y = torch.arange(50) % 10
+    manifest = extract_cnn_store(
+        net,
+        readout,
+        x,
+        y,
+        tmp_path / "store",
+        shard_size=20,
+        batch_size=8,
+        meta={"split": "eval"},
+        progress=False,
+    )
+    assert manifest["domain"] == "vision" and manifest["split"] == "eval"
+    assert manifest["readout_fingerprint"] == readout.fingerprint()
+    assert len(manifest["shards"]) == 3 and manifest["n_examples"] == 50
+    store = ActivationStore(tmp_path / "store", verify_hashes=True)
+    assert (store.n_layers, store.d_model) == (2, 8)
+    shard = store.load_shard(0)
+    assert torch.equal(shard["targets"], y[:20]) and (shard["inputs"] == -1).all()
+    with torch.no_grad():
+        assert torch.allclose(shard["hidden"], net.representations(x[:20]), atol=1e-6)
+    metrics, _ = evaluate_lenses(
+        {"identity": LogitLens(readout)}, store, readout, batch_size=16, progress=False
+    )
+    last = metrics[metrics.layer == 2].iloc[0]
+    assert abs(last.kl_bits) < 1e-5
+    assert last.top1_agree == 1.0
+    with torch.no_grad():
+        acc = (net(x).argmax(-1) == y).float().mean().item()
+    assert last.top1_acc == pytest.approx(acc)
+    assert metrics[metrics.layer == 0].iloc[0].kl_bits > 1e-3  # the stem is not final
+
+
+def _char_tokenizer(cls):
+    from tokenizers import Tokenizer, models
+
+    vocab = {chr(65 + i % 26) + str(i): i for i in range(97)}
+    return cls(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="A0")))
