@@ -23,6 +23,7 @@ include: "workflow/rules/controls.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/release.smk"
+include: "workflow/rules/vocab.smk"
 # Last: its rule takes every other final target as input.
 include: "workflow/rules/paper.smk"
 

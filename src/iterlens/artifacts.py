@@ -8,7 +8,8 @@ workflow and ``str.format`` fields in the library:
   ``cnn_residual_random``, ``cnn_plain_s1``, ...; see :func:`model_name`),
 - ``{split}``: a data split (``train``, ``lensfit``, ``eval``),
 - ``{kind}``: a trained lens kind (``tuned``, ``shared``, ``probe``),
-- ``{index}``: a five-digit shard number.
+- ``{index}``: a five-digit shard number,
+- ``{table}``, ``{prompt}``: a vocabulary-space table name, a prompt's index.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ TUNED_LENS_PARAMS = "params.pt"
 RELEASE_META = "release.json"  # in each staged Hub repo folder: its repo id and type
 HUB_TUNED_LENS_DIR = "lens/{name}"  # inside a Hub repo: the tuned_lens layout
 HUB_LENS_DIR = "lenses/{kind}"  # inside a Hub repo: every lens as safetensors + lens.json
+VOCAB_TABLE = "{table}.parquet"  # the vocabulary-space tables of a model
+VOCAB_PAGE = "prompt-{prompt}.html"
+VOCAB_META = "meta.json"
 
 # ---------------------------------------------------------------- lens vocabulary
 LENS_KINDS = ("logit", "tuned", "shared", "probe")  # every lens, in table order
@@ -75,6 +79,9 @@ FIGURES_DIR = "results/figures"
 FIGURE = FIGURES_DIR + "/{name}.png"
 RELEASE_DIR = "results/release"
 RELEASE_REPO = RELEASE_DIR + "/{repo}"  # one staged folder per Hub repo
+VOCAB_ROOT = "results/vocab"
+VOCAB_DIR = VOCAB_ROOT + "/{model}"
+VOCAB_INDEX = VOCAB_ROOT + "/index.html"
 
 
 def shard_file(index: int) -> str:

@@ -132,6 +132,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a table as Parquet (pyarrow, no index), atomically."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow")
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_parquet`, naming the file if it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"missing table: {path}")
+    return pd.read_parquet(path, engine="pyarrow")
+
+
 def save_safetensors(
     tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
 ) -> None:

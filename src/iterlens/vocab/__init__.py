@@ -1,0 +1,1 @@
+"""Vocabulary-space analysis: token evolution, heads and FFN neurons read as words."""

@@ -1,0 +1,179 @@
+"""Nearest vocabulary words to any vector in model space, and the high-bias filter.
+
+A vector is compared with the vocabulary *as seen from where the vector lives*:
+
+- a vector a layer **reads** (a head's pattern vector, an FFN neuron's input weights) lives
+  in the space of that layer's normed input, so the vocabulary is the input embeddings
+  passed through that layer's input norm (:func:`reading_space`);
+- a vector **written** to the residual stream (a head's message, a neuron's output weights,
+  the residual stream itself) is read out by the final norm and the unembedding, so the
+  vocabulary is the unembedding with the final norm's scale folded in, centred where the
+  final norm is a LayerNorm (:func:`writing_space`): row ``t`` is the direction that most
+  raises token ``t``'s logit. Untied models (Llama) use ``lm_head`` here, not the embeddings.
+
+Similarity is cosine. A token's *prediction bias* is its logit for the mean residual
+stream; tokens whose bias is extreme (z-score over the vocabulary above a threshold) turn
+up near many unrelated vectors, and a match list dominated by them is shown as
+``(high bias)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from iterlens.models.surgery import embedding_matrix, final_norm_of, unembedding_of
+
+HIGH_BIAS = "(high bias)"
+
+
+@dataclass
+class VocabSpace:
+    """The vocabulary as unit vectors ``[V, d]`` in one space of the model.
+
+    Attributes:
+        name: ``"reading:<norm>"`` or ``"writing"``, for tables.
+        vectors: unit rows, one a token.
+        center: subtract each query's mean first (a LayerNorm only sees centred vectors).
+    """
+
+    name: str
+    vectors: torch.Tensor
+    center: bool = False
+
+
+def _is_layernorm(norm: nn.Module) -> bool:
+    return isinstance(norm, nn.LayerNorm)
+
+
+@torch.no_grad()
+def reading_space(model: nn.Module, norm: nn.Module, name: str = "reading") -> VocabSpace:
+    """The input embeddings as a layer sees them: ``norm(E)``, one row a token."""
+    dtype = next(norm.parameters(), torch.empty(0)).dtype
+    rows = norm(embedding_matrix(model).to(dtype)).float()
+    return VocabSpace(name, F.normalize(rows, dim=-1), center=False)
+
+
+@torch.no_grad()
+def writing_space(model: nn.Module) -> VocabSpace:
+    """The unembedding seen through the final norm: row t is ``P(gamma * U_t)``.
+
+    ``P`` centres (LayerNorm) or is the identity (RMSNorm). ``x . row_t`` is then, up to
+    the norm's per-vector scale, the change in token t's logit when ``x`` is added to the
+    residual stream.
+    """
+    norm = final_norm_of(model)
+    rows = unembedding_of(model).weight.detach().float()
+    gamma = getattr(norm, "weight", None)
+    if gamma is not None:
+        rows = rows * gamma.detach().float()
+    center = _is_layernorm(norm)
+    if center:
+        rows = rows - rows.mean(-1, keepdim=True)
+    return VocabSpace("writing", F.normalize(rows, dim=-1), center=center)
+
+
+@torch.no_grad()
+def nearest_words(
+    vectors: torch.Tensor, space: VocabSpace, k: int, chunk: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` vocabulary entries nearest to each vector by cosine similarity.
+
+    Args:
+        vectors: ``[..., d]`` vectors in the space ``space`` describes.
+        space: the vocabulary in that space.
+        k: matches a vector (at most the vocabulary size).
+
+    Returns:
+        ``(ids, cosines)``, both ``[..., k]``, best first.
+    """
+    d = space.vectors.shape[1]
+    if vectors.shape[-1] != d:
+        raise ValueError(f"vectors have width {vectors.shape[-1]}, the vocabulary {d}")
+    k = min(k, space.vectors.shape[0])
+    flat = vectors.reshape(-1, d).float()
+    if space.center:
+        flat = flat - flat.mean(-1, keepdim=True)
+    flat = F.normalize(flat, dim=-1)
+    ids, cos = [], []
+    for start in range(0, flat.shape[0], chunk):
+        top = (flat[start : start + chunk] @ space.vectors.T).topk(k, dim=-1)
+        ids.append(top.indices)
+        cos.append(top.values)
+    shape = (*vectors.shape[:-1], k)
+    if not ids:
+        return torch.zeros(shape, dtype=torch.long), torch.zeros(shape)
+    return torch.cat(ids).reshape(shape), torch.cat(cos).reshape(shape)
+
+
+@torch.no_grad()
+def token_bias(model: nn.Module, mean_residual: torch.Tensor) -> torch.Tensor:
+    """Each token's logit for the mean residual stream (final norm + unembedding), ``[V]``."""
+    norm = final_norm_of(model)
+    dtype = next(norm.parameters(), torch.empty(0)).dtype
+    return unembedding_of(model)(norm(mean_residual.to(dtype)[None]))[0].float()
+
+
+def high_bias_mask(bias: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Tokens whose bias z-score (over the vocabulary) exceeds ``threshold``, ``[V]`` bool."""
+    z = (bias - bias.mean()) / bias.std().clamp_min(1e-12)
+    return z > threshold
+
+
+def dominated(ids: torch.Tensor, mask: torch.Tensor, share: float) -> torch.Tensor:
+    """True for match lists ``ids [..., k]`` whose high-bias share exceeds ``share``."""
+    return mask[ids].float().mean(-1) > share
+
+
+def token_strings(tokenizer, vocab_size: int) -> list[str]:
+    """Readable text of every token id.
+
+    A token that is only part of a UTF-8 character (byte-level BPE) shows as its raw
+    vocabulary entry in angle brackets; ids past the tokenizer's own show as ``<id>``.
+    """
+    n = min(vocab_size, len(tokenizer))
+    strings = []
+    for i in range(n):
+        text = tokenizer.decode([i])
+        if "\ufffd" in text:
+            text = f"<{tokenizer.convert_ids_to_tokens(i)}>"
+        strings.append(text)
+    return strings + [f"<{i}>" for i in range(n, vocab_size)]
+
+
+def match_table(
+    keys: dict[str, np.ndarray],
+    ids: torch.Tensor,
+    cos: torch.Tensor,
+    words: list[str],
+    high_bias: torch.Tensor,
+    share: float = 0.5,
+) -> pd.DataFrame:
+    """Long table of match lists: one row per (list, rank).
+
+    Args:
+        keys: columns identifying each list, each of length ``n`` (the lists).
+        ids: ``[n, k]`` token ids; ``cos``: ``[n, k]`` their cosines.
+        words: token strings; ``high_bias``: ``[V]`` mask of high-bias tokens.
+        share: a list whose high-bias share exceeds this is flagged ``list_high_bias``
+            (shown as ``(high bias)``; its words stay in the table).
+    """
+    n, k = ids.shape
+    flat = ids.reshape(-1).numpy()
+    table = {name: np.repeat(np.asarray(col), k) for name, col in keys.items()}
+    table.update(
+        {
+            "rank": np.tile(np.arange(k), n),
+            "token_id": flat,
+            "token": np.asarray(words, dtype=object)[flat],
+            "cosine": cos.reshape(-1).numpy().astype(np.float32),
+            "high_bias": high_bias[ids.reshape(-1)].numpy(),
+            "list_high_bias": np.repeat(dominated(ids, high_bias, share).numpy(), k),
+        }
+    )
+    return pd.DataFrame(table)

@@ -1,0 +1,92 @@
+"""What ``iterlens vocab`` and ``iterlens vocab-index`` do: load, analyse, write."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from torch import nn
+
+from iterlens import artifacts
+from iterlens.io import atomic_path, read_json
+from iterlens.vocab.analysis import VocabSettings, analyse, write_tables
+from iterlens.vocab.html import index_page, write_pages
+
+
+def load_model_and_tokenizer(model: str | Path):
+    """A causal LM and its tokenizer from a model folder or a Hub name.
+
+    A workflow model folder holding ``source.json`` stands for the model it names.
+    """
+    from iterlens.data.text import load_tokenizer
+    from iterlens.models.lm import load_causal_lm, load_model_dir
+
+    path = Path(model)
+    if path.is_dir():
+        source = path / artifacts.MODEL_SOURCE
+        name = json.loads(source.read_text())["name_or_path"] if source.exists() else path
+        return load_model_dir(path), load_tokenizer(name)
+    return load_causal_lm(str(model)), load_tokenizer(str(model))
+
+
+def lenses_for(model: nn.Module, lens_dirs: list[str | Path]) -> dict[str, nn.Module]:
+    """The logit lens of ``model`` and every saved lens in ``lens_dirs``, by name."""
+    from iterlens.probing.lenses import LogitLens, load_lens
+    from iterlens.probing.readout import readout_from_lm
+
+    readout = readout_from_lm(model)
+    lenses: dict[str, nn.Module] = {"logit": LogitLens(readout)}
+    for folder in lens_dirs:
+        lens = load_lens(folder, readout)
+        lenses[lens.kind] = lens
+    return lenses
+
+
+def run_vocab(
+    model_ref: str | Path,
+    prompts: list[str],
+    out: str | Path,
+    settings: VocabSettings,
+    lens_dirs: list[str | Path] = (),
+    label: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Analyse a model on ``prompts``; write its tables, pages and ``meta.json`` to ``out``."""
+    model, tokenizer = load_model_and_tokenizer(model_ref)
+    lenses = lenses_for(model, list(lens_dirs))
+    tables = analyse(model, tokenizer, prompts, lenses, settings, progress)
+    label = label or str(model_ref)
+    pages = write_pages(tables, out, label, settings)
+    meta = {
+        "model": label,
+        "source": str(model_ref),
+        "family": model.config.model_type,
+        "lenses": list(lenses),
+        "prompts": list(prompts),
+        "pages": pages,
+        "settings": asdict(settings),
+    }
+    write_tables(tables, out, meta)
+    return meta
+
+
+def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
+    """The landing page ``out`` linking every page of every model folder in ``model_dirs``."""
+    out = Path(out)
+    entries = []
+    for folder in model_dirs:
+        meta = read_json(Path(folder) / artifacts.VOCAB_META)
+        for prompt, page in zip(meta["prompts"], meta["pages"], strict=True):
+            href = os.path.relpath(Path(folder) / page, out.parent).replace(os.sep, "/")
+            entries.append(
+                {
+                    "model": Path(folder).name,
+                    "label": meta["source"],
+                    "prompt": prompt,
+                    "href": href,
+                }
+            )
+    with atomic_path(out) as tmp:
+        tmp.write_text(index_page(entries), encoding="utf-8")

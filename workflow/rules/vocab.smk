@@ -1,0 +1,53 @@
+# Vocabulary-space analysis: token evolution, heads and FFN neurons read as words, one HTML
+# page a prompt, for the reference LM and its untrained twin.
+from iterlens.vocab.analysis import TABLES as VOCAB_TABLES
+
+VOCAB_TABLE_FILES = [A.VOCAB_DIR + "/" + A.VOCAB_TABLE.format(table=t) for t in VOCAB_TABLES]
+VOCAB_PAGES = [A.VOCAB_DIR + "/" + A.VOCAB_PAGE.format(prompt=i)
+               for i in range(len(config["vocab"]["prompts"]))]
+
+
+rule vocab:
+    input:
+        model=A.MODEL_DIR,
+        lens=A.LENS_DIR.format(model="{model}", kind="tuned"),
+    output:
+        tables=VOCAB_TABLE_FILES,
+        pages=VOCAB_PAGES,
+        meta=A.VOCAB_DIR + "/" + A.VOCAB_META,
+    wildcard_constraints:
+        model=one_of(LM_MODELS),
+    params:
+        cfg=cfg("vocab"),
+        out=folder_of("output", "meta"),
+    threads: 2
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/vocab/{model}.log",
+    message:
+        "Vocabulary-space analysis of {wildcards.model} on the configured prompts"
+    shell:
+        "iterlens vocab --cfg {params.cfg} --threads {threads} --model {input.model} "
+        "--lens {input.lens} --name {wildcards.model} --out {params.out} > {log} 2>&1"
+
+
+rule vocab_index:
+    input:
+        expand(A.VOCAB_DIR + "/" + A.VOCAB_META, model=LM_MODELS),
+    output:
+        A.VOCAB_INDEX,
+    params:
+        models=expand(A.VOCAB_DIR, model=LM_MODELS),
+    resources:
+        mem_mb=500,
+    log:
+        "logs/vocab/index.log",
+    message:
+        "Landing page of the vocabulary-space pages"
+    shell:
+        "iterlens vocab-index --models {params.models} --out {output} > {log} 2>&1"
+
+
+if config["vocab"]["enabled"]:
+    TARGETS += [A.VOCAB_INDEX]
