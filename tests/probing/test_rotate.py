@@ -68,3 +68,20 @@ def test_rotate_store_command_writes_a_twin_with_the_same_readout(tmp_path, smal
     src = ActivationStore(probed / "acts" / "eval").load_shard(0)["hidden"]
     got = ActivationStore(out / "acts" / "eval").load_shard(0)["hidden"]
     assert torch.equal(got, rotate_hidden(src, layer_rotations(4, 16, seed=3)))
+
+
+def test_a_half_precision_store_rotates_and_keeps_its_dtype(tmp_path):
+    from safetensors.torch import load_file
+
+    from iterlens.probing.rotate import rotate_store
+    from iterlens.probing.store import ActivationStore, shard_path, write_manifest, write_shard
+
+    hidden = torch.randn(8, 3, 4)
+    write_shard(shard_path(tmp_path / "src", 0), hidden, torch.arange(8), dtype=torch.float16)
+    write_manifest(tmp_path / "src", 1, {"readout_fingerprint": "abc"})
+    rotate_store(ActivationStore(tmp_path / "src"), tmp_path / "out", seed=0, progress=False)
+    src = load_file(shard_path(tmp_path / "src", 0))["hidden"]
+    out = load_file(shard_path(tmp_path / "out", 0))["hidden"]
+    assert out.dtype is torch.float16
+    assert torch.equal(out[:, -1], src[:, -1])  # the last layer is not rotated
+    assert not torch.equal(out[:, 0], src[:, 0])

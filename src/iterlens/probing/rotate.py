@@ -64,11 +64,12 @@ def rotate_store(store: ActivationStore, out: str | Path, seed: int, progress: b
         shard = store.load_shard(index)
         write_shard(
             shard_path(out, index),
-            rotate_hidden(shard["hidden"], rotations),
+            rotate_hidden(shard["hidden"].float(), rotations),
             shard["targets"],
             shard["inputs"],
             n_bytes=entry["n_bytes"],
             groups=shard.get("groups"),
+            dtype=shard["hidden"].dtype,  # a float16 lens-fit store stays float16
         )
     skip = {"format_version", "n_layers", "d_model", "n_examples", "n_bytes", "shards"}
     meta = {k: v for k, v in store.manifest.items() if k not in skip}
