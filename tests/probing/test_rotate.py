@@ -33,7 +33,9 @@ def test_rotated_twin_is_read_by_the_tuned_lens_but_not_the_logit_lens(tmp_path,
     a, b = original.load_shard(0), twin.load_shard(0)
     assert torch.equal(small_readout(a["hidden"][:, -1]), small_readout(b["hidden"][:, -1]))
     assert torch.equal(a["targets"], b["targets"])
-    cfg = {"seed": 0, "lens": {"steps": 400, "batch_size": 256, "lr": 0.02, "weight_decay": 0.0}}
+    from iterlens.config import validate
+
+    cfg = validate({"seed": 0, "lens": {"steps": 400, "batch_size": 256, "lr": 0.02}})
     kl = {}
     for name, store in (("original", original), ("rotated", twin)):
         lens, _ = fit_kind("tuned", store, small_readout, cfg, progress=False)
