@@ -111,15 +111,20 @@ def folder_of(io, name, up=1):
     return get
 
 
+def is_lm(model):
+    """True for a language model's probed model (its rotated twin included)."""
+    return model.removesuffix("_rotated") in LM_MODELS
+
+
 def lm_prior_inputs(wildcards):
     """An LM's evaluation also reads the training tokens (its prior) and the tokenizer (EOS)."""
-    if wildcards.model not in LM_MODELS:
+    if not is_lm(wildcards.model):
         return {}
     return {"train_tokens": A.TOKENS.format(split="train"), "tokenizer": A.TOKENIZER_DIR}
 
 
 def lm_prior_flags(wildcards, input):
     """The command-line flags naming :func:`lm_prior_inputs` (none for a CNN)."""
-    if wildcards.model not in LM_MODELS:
+    if not is_lm(wildcards.model):
         return ""
     return f"--train-tokens {input.train_tokens} --tokenizer {input.tokenizer}"
