@@ -128,3 +128,45 @@ def lm_prior_flags(wildcards, input):
     if not is_lm(wildcards.model):
         return ""
     return f"--train-tokens {input.train_tokens} --tokenizer {input.tokenizer}"
+
+
+# Used by controls.smk and release.smk.
+def store_folders(wildcards, input):
+    """A params function: the folders of the stores whose manifests are ``input.stores``."""
+    return [str(Path(manifest).parent) for manifest in input.stores]
+
+
+def released_model_inputs(wildcards):
+    m = REPO_OF[wildcards.repo]
+    return {
+        "model": A.MODEL_DIR.format(model=m),
+        "lenses": expand(A.LENS_DIR, model=m, kind=LENS_KINDS),
+        "readout": A.MODEL_READOUT.format(model=m),
+        "metrics": A.LENS_METRICS.format(model=m),
+    }
+
+
+def released_model_name(wildcards):
+    return REPO_OF[wildcards.repo]
+
+
+def release_tables(wildcards):
+    """Every table the run writes (the dataset repo waits for all of them)."""
+    tables = [t for t in TARGETS if t.endswith(".csv")]
+    tables += expand([A.LENS_METRICS, A.PREDICTION_DEPTH, A.TRANSFER], model=PROBED)
+    if VISION:
+        tables.append(A.COMPARISON)
+    if RELEASE["include_activations"]:
+        tables.append(A.STORE_MANIFEST.format(model="lm", split="eval"))
+    return sorted(set(tables))
+
+
+# Used by paper.smk.
+def paper_inputs(wildcards):
+    """Every final target but the paper's own outputs."""
+    return [t for t in TARGETS if t not in PAPER]
+
+
+def paper_figures(wildcards):
+    """The figures among the final targets, in target order."""
+    return [t for t in paper_inputs(wildcards) if t.endswith(".png")]

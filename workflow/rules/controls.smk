@@ -4,11 +4,6 @@
 # figure put every model beside its twin.
 
 
-def store_folders(wildcards, input):
-    """A params function: the folders of the stores whose manifests are ``input.stores``."""
-    return [str(Path(manifest).parent) for manifest in input.stores]
-
-
 rule rotate_store:
     input:
         readout=A.MODEL_READOUT.format(model="{family}"),

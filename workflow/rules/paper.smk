@@ -7,16 +7,6 @@ CAPTIONS = SOURCE / "workflow" / "report"
 PAPER = [A.PAPER_VALUES, A.PAPER_PDF, A.PAPER_HTML]
 
 
-def paper_inputs(wildcards):
-    """Every final target but the paper's own outputs."""
-    return [t for t in TARGETS if t not in PAPER]
-
-
-def paper_figures(wildcards):
-    """The figures among the final targets, in target order."""
-    return [t for t in paper_inputs(wildcards) if t.endswith(".png")]
-
-
 rule paper_values:
     input:
         paper_inputs,
@@ -26,7 +16,7 @@ rule paper_values:
     params:
         cfg=cfg("lm", "extract", "tokenizer"),
         figures=paper_figures,
-        captions=str(CAPTIONS),
+        captions=folder_of("input", "captions"),
     resources:
         mem_mb=1000,
     log:
@@ -49,7 +39,7 @@ rule paper:
         pdf=report(A.PAPER_PDF, caption="../report/paper.rst", category="Paper"),
         html=A.PAPER_HTML,
     params:
-        source=str(SOURCE / "paper"),
+        source=folder_of("input", "source"),
     resources:
         mem_mb=1000,
     log:

@@ -13,31 +13,6 @@ RELEASE_DIRS = [A.RELEASE_REPO.format(repo=repo_name(RELEASE["prefix"], m))
                 for m in RELEASED_MODELS] + [DATASET_REPO]
 
 
-def released_model_inputs(wildcards):
-    m = REPO_OF[wildcards.repo]
-    return {
-        "model": A.MODEL_DIR.format(model=m),
-        "lenses": expand(A.LENS_DIR, model=m, kind=LENS_KINDS),
-        "readout": A.MODEL_READOUT.format(model=m),
-        "metrics": A.LENS_METRICS.format(model=m),
-    }
-
-
-def released_model_name(wildcards):
-    return REPO_OF[wildcards.repo]
-
-
-def release_tables(wildcards):
-    """Every table the run writes (the dataset repo waits for all of them)."""
-    tables = [t for t in TARGETS if t.endswith(".csv")]
-    tables += expand([A.LENS_METRICS, A.PREDICTION_DEPTH, A.TRANSFER], model=PROBED)
-    if VISION:
-        tables.append(A.COMPARISON)
-    if RELEASE["include_activations"]:
-        tables.append(A.STORE_MANIFEST.format(model="lm", split="eval"))
-    return sorted(set(tables))
-
-
 rule stage_model_repo:
     input:
         unpack(released_model_inputs),
@@ -81,20 +56,22 @@ rule stage_dataset_repo:
 
 rule push_dry_run:
     input:
-        RELEASE_DIRS,
+        repos=RELEASE_DIRS,
     params:
-        release=A.RELEASE_DIR,
+        release=folder_of("input", "repos"),
+    log:
+        "logs/release/push_dry_run.log",
     message:
         "List the repos, files and sizes the push would upload (no network)"
     shell:
-        "iterlens push --release {params.release} --dry-run"
+        "iterlens push --release {params.release} --dry-run 2>&1 | tee {log}"
 
 
 rule push:
     input:
-        RELEASE_DIRS,
+        repos=RELEASE_DIRS,
     params:
-        release=A.RELEASE_DIR,
+        release=folder_of("input", "repos"),
         private="--private" if RELEASE["private"] else "",
     log:
         "logs/release/push.log",

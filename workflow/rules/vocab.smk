@@ -2,8 +2,8 @@
 # page a prompt, for the reference LM and its untrained twin.
 from iterlens.vocab.analysis import TABLES as VOCAB_TABLES
 
-VOCAB_TABLE_FILES = [A.VOCAB_DIR + "/" + A.VOCAB_TABLE.format(table=t) for t in VOCAB_TABLES]
-VOCAB_PAGES = [A.VOCAB_DIR + "/" + A.VOCAB_PAGE.format(prompt=i)
+VOCAB_TABLE_FILES = [f"{A.VOCAB_DIR}/{A.VOCAB_TABLE.format(table=t)}" for t in VOCAB_TABLES]
+VOCAB_PAGES = [f"{A.VOCAB_DIR}/{A.VOCAB_PAGE.format(prompt=i)}"
                for i in range(len(config["vocab"]["prompts"]))]
 
 
@@ -14,7 +14,7 @@ rule vocab:
     output:
         tables=VOCAB_TABLE_FILES,
         pages=VOCAB_PAGES,
-        meta=A.VOCAB_DIR + "/" + A.VOCAB_META,
+        meta=f"{A.VOCAB_DIR}/{A.VOCAB_META}",
     wildcard_constraints:
         model=one_of(LM_MODELS),
     params:
@@ -34,7 +34,7 @@ rule vocab:
 
 rule vocab_index:
     input:
-        expand(A.VOCAB_DIR + "/" + A.VOCAB_META, model=LM_MODELS),
+        expand(f"{A.VOCAB_DIR}/{A.VOCAB_META}", model=LM_MODELS),
     output:
         A.VOCAB_INDEX,
     params:
