@@ -55,7 +55,7 @@ def test_readout_mismatch_refused(tmp_path):
 def test_shard_writer_streams_the_same_tensors_as_write_shard(tmp_path):
     from safetensors.torch import load_file
 
-    from iterlens.probing.store import ShardWriter
+    from iterlens.probing.shard_writer import ShardWriter
 
     hidden, targets = torch.randn(10, 4, 3), torch.arange(10)
     inputs = targets + 100
@@ -72,7 +72,7 @@ def test_shard_writer_streams_the_same_tensors_as_write_shard(tmp_path):
 
 
 def test_shard_writer_leaves_nothing_when_short_or_failing(tmp_path):
-    from iterlens.probing.store import ShardWriter
+    from iterlens.probing.shard_writer import ShardWriter
 
     targets = torch.arange(6)
     path = tmp_path / "s.safetensors"

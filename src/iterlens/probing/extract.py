@@ -25,7 +25,8 @@ from iterlens.artifacts import shard_path
 from iterlens.device import readout_rtol
 from iterlens.models.surgery import blocks_of, final_norm_of
 from iterlens.probing.readout import Readout
-from iterlens.probing.store import ShardWriter, finalize_store, shard_is_complete, write_shard
+from iterlens.probing.shard_writer import ShardWriter
+from iterlens.probing.store import finalize_store, shard_is_complete, write_shard
 
 
 class ResidualRecorder:

@@ -18,12 +18,8 @@ by name.
 from __future__ import annotations
 
 import hashlib
-import json
 import mmap
 import os
-import queue
-import struct
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +29,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from iterlens.artifacts import MANIFEST, shard_path
-from iterlens.io import atomic_path, read_json, save_safetensors, write_json
+from iterlens.io import read_json, save_safetensors, write_json
 
 FORMAT_VERSION = 1
 STORE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 """The dtypes a store may hold ``hidden`` in (``extract.store_dtype``); readers get float32."""
-_ST_DTYPE = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 
 
 def _sha256(path: Path) -> str:
@@ -81,118 +76,6 @@ def write_shard(
             raise ValueError(f"bad shard groups shape {tuple(groups.shape)}")
         tensors["groups"] = groups.to(torch.int64)
     save_safetensors(tensors, path, {"n_bytes": str(int(n_bytes))})
-
-
-def _raw(t: torch.Tensor):
-    """The bytes of a CPU tensor, without a copy when it is contiguous."""
-    return t.contiguous().reshape(-1).view(torch.uint8).numpy()
-
-
-class ShardWriter:
-    """Stream one shard to disk while the caller computes the next batch.
-
-    The shard is an ordinary safetensors file. Its shapes are known up front, so the header
-    is written first and ``hidden`` follows batch by batch from a background thread (file
-    writes release the GIL, so they overlap the next forward pass); ``targets`` and
-    ``inputs`` come last. The file carries its final name only once complete (atomic rename).
-
-    Use as a context manager; :meth:`add` each batch of ``hidden [b, L + 1, d]`` in order.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        n_layers: int,
-        d_model: int,
-        targets: torch.Tensor,
-        inputs: torch.Tensor,
-        n_bytes: int = 0,
-        dtype: torch.dtype = torch.float32,
-        groups: torch.Tensor | None = None,
-    ):
-        self.path, self.dtype = Path(path), dtype
-        self.row_shape = (n_layers + 1, d_model)
-        self.n, self.written = len(targets), 0
-        self._tail = [_raw(targets.to(torch.int64).cpu()), _raw(inputs.to(torch.int64).cpu())]
-        hidden_size = self.n * (n_layers + 1) * d_model * dtype.itemsize
-        extra = {}
-        if groups is not None:  # each example's bootstrap group, after the inputs
-            start = hidden_size + 16 * self.n
-            extra["groups"] = {
-                "dtype": "I64",
-                "shape": [self.n],
-                "data_offsets": [start, start + 8 * self.n],
-            }
-            self._tail.append(_raw(groups.to(torch.int64).cpu()))
-        header = {
-            "__metadata__": {"n_bytes": str(int(n_bytes))},
-            "hidden": {
-                "dtype": _ST_DTYPE[dtype],
-                "shape": [self.n, *self.row_shape],
-                "data_offsets": [0, hidden_size],
-            },
-            "targets": {
-                "dtype": "I64",
-                "shape": [self.n],
-                "data_offsets": [hidden_size, hidden_size + 8 * self.n],
-            },
-            "inputs": {
-                "dtype": "I64",
-                "shape": [self.n],
-                "data_offsets": [hidden_size + 8 * self.n, hidden_size + 16 * self.n],
-            },
-            **extra,
-        }
-        text = json.dumps(header, separators=(",", ":")).encode()
-        padded = -(-len(text) // 8) * 8  # the data starts 8-byte aligned
-        self._header = struct.pack("<Q", padded) + text.ljust(padded)
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
-        self._error: BaseException | None = None
-
-    def __enter__(self) -> ShardWriter:
-        self._atomic = atomic_path(self.path)
-        self._file = open(self._atomic.__enter__(), "wb")  # noqa: SIM115 (closed in __exit__)
-        self._file.write(self._header)
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-        return self
-
-    def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                if self._error is None:
-                    self._file.write(item)
-            except BaseException as err:  # reported to the caller by add() / __exit__
-                self._error = err
-
-    def add(self, hidden: torch.Tensor) -> None:
-        """Queue one batch of ``hidden`` (any device and float dtype) for writing."""
-        if self._error is not None:
-            raise OSError(f"writing shard {self.path} failed: {self._error}")
-        if tuple(hidden.shape[1:]) != self.row_shape or self.written + len(hidden) > self.n:
-            raise ValueError(
-                f"shard {self.path}: batch of shape {tuple(hidden.shape)} does not fit "
-                f"{self.n - self.written} more rows of {self.row_shape}"
-            )
-        self._queue.put(_raw(hidden.detach().to("cpu", self.dtype)))
-        self.written += len(hidden)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if exc_type is None and self._error is None and self.written != self.n:
-            exc = ValueError(f"shard {self.path}: {self.written} of {self.n} rows written")
-        if exc is None and self._error is not None:
-            exc = OSError(f"writing shard {self.path} failed: {self._error}")
-        try:
-            if exc is None:
-                for part in self._tail:
-                    self._file.write(part)
-        finally:
-            self._file.close()
-        self._atomic.__exit__(type(exc) if exc else None, exc, None)
-        if exc is not None and exc_type is None:
-            raise exc
 
 
 def shard_is_complete(path: str | Path) -> bool:
