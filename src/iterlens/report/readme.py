@@ -98,8 +98,10 @@ def _findings(v: dict[str, Any]) -> list[str]:
         f"embeddings (layer 0) at {_n(v, 'lm.shared.ce_bits_penalty.layer0')}."
     )
     says.append(
-        "The untrained LM's output is nearly uniform, so every lens on it is trivially close to "
-        f"final (adjacent transfer {_n(v, 'lm_random.transfer_ce_penalty_adjacent_bits')} bits)."
+        "The untrained LM's final distribution carries almost no information beyond the "
+        "unigram prior, so its KL-to-final metrics and transfer penalties are reported as not "
+        "informative (n.i.), never as zeros; its free probes, which need no final distribution, "
+        f"reach top-1 {_n(v, 'lm_random.probe_best_top1_acc')}."
     )
     if v["has"]["vision"]:
         residual = _claim(v, "residual_transfers_better")
