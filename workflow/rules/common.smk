@@ -170,3 +170,9 @@ def paper_inputs(wildcards):
 def paper_figures(wildcards):
     """The figures among the final targets, in target order."""
     return [t for t in paper_inputs(wildcards) if t.endswith(".png")]
+
+
+def fit_curves(wildcards):
+    """The lens-fit curves of a family and its untrained twin (released lenses have none)."""
+    models = [m for m in (wildcards.family, f"{wildcards.family}_random") if m in FITTED]
+    return expand(A.FIT_CURVE, model=models, kind=LENS_KINDS)

@@ -55,7 +55,7 @@ use rule figures_family as figures_family_cnn with:
 
 rule figure_fit:
     input:
-        expand(A.FIT_CURVE, model=["{family}", "{family}_random"], kind=LENS_KINDS),
+        fit_curves,
     output:
         report(A.FIGURE.format(name="{family}_fit"), caption="../report/fit.rst",
                category="{family}"),

@@ -8,6 +8,8 @@ rule fit_lenses:
     output:
         lenses=directory(expand(A.LENS_DIR, model="{model}", kind=LENS_KINDS)),
         curves=expand(A.FIT_CURVE, model="{model}", kind=LENS_KINDS),
+    wildcard_constraints:
+        model=one_of(FITTED),
     params:
         cfg=cfg("lens", "probe"),
         kinds=LENS_KINDS,
