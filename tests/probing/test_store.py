@@ -150,3 +150,29 @@ def test_every_step_refuses_a_corrupt_shard(tmp_path, small_readout, capsys):
     lens = make_lens("tuned", small_readout, 2)
     with pytest.raises(ValueError, match="shard-00001.safetensors is corrupt or swapped"):
         transfer_matrix(lens, store, small_readout, progress=False)
+
+
+def test_shard_writer_reports_a_full_disk_and_keeps_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    script = """
+import resource, signal, sys, torch
+from pathlib import Path
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+from iterlens.io import DiskFullError
+from iterlens.probing.shard_writer import ShardWriter
+out, t = Path(sys.argv[1]) / "shard-00000.safetensors", torch.arange(1000)
+try:
+    with ShardWriter(out, 3, 32, t, t) as writer:
+        for part in torch.randn(1000, 4, 32).split(100):
+            writer.add(part)
+except DiskFullError as err:
+    print(err)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True
+    )
+    assert "file too large" in result.stdout and "shard-00000.safetensors" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # neither the shard nor a temporary is left

@@ -203,5 +203,9 @@ def test_hf_model_folder_replaces_the_reference_lm(smoke_run, tmp_path):
     assert (run / "models" / "lm" / "source.json").exists()  # recorded, not retrained
     metrics = pd.read_csv(run / "tables" / "lm" / "lens_metrics.csv")
     assert metrics["layer"].max() == 2
-    last = metrics[(metrics.lens == "logit") & (metrics.layer == 2)]
-    assert last["kl_bits"].item() < 1e-6
+    last = metrics[metrics.layer == 2].set_index("lens")
+    # At the last layer every readout-based lens is the model itself. A random model's final
+    # distribution is not informative, so its KL is reported as missing (with the reason), and
+    # the identity is checked on the cross-entropy instead.
+    assert last.loc["logit", "ce_bits"] == pytest.approx(last.loc["tuned", "ce_bits"], abs=1e-6)
+    assert last["kl_bits"].isna().all() or (last["kl_bits"] < 1e-6).all()

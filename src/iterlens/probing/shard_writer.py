@@ -104,7 +104,7 @@ class ShardWriter:
     def add(self, hidden: torch.Tensor) -> None:
         """Queue one batch of ``hidden`` (any device and float dtype) for writing."""
         if self._error is not None:
-            raise OSError(f"writing shard {self.path} failed: {self._error}")
+            raise OSError(f"writing shard {self.path} failed: {self._error}") from self._error
         if tuple(hidden.shape[1:]) != self.row_shape or self.written + len(hidden) > self.n:
             raise ValueError(
                 f"shard {self.path}: batch of shape {tuple(hidden.shape)} does not fit "
@@ -120,6 +120,7 @@ class ShardWriter:
             exc = ValueError(f"shard {self.path}: {self.written} of {self.n} rows written")
         if exc is None and self._error is not None:
             exc = OSError(f"writing shard {self.path} failed: {self._error}")
+            exc.__cause__ = self._error  # a full disk is recognised through the cause
         try:
             if exc is None:
                 for part in self._tail:
