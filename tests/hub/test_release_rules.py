@@ -1,30 +1,7 @@
 """The release rules in the DAG (dry runs: seconds)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def snakemake(workdir, *extra, config):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        config,
-        "--cores",
-        "2",
-        *extra,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True)
+from conftest import ROOT, snakemake
 
 
 def dry_run(tmp_path, **release):
