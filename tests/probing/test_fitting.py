@@ -3,9 +3,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from conftest import layered_store
 from safetensors import safe_open
 
-from iterlens.probing.fitting import fit_kind, fit_lens, lstsq_init
+from iterlens.probing.fitting import fit_kind, fit_lens, lstsq_init, prior_init
 from iterlens.probing.lenses import FreeProbe, evaluate_lenses, make_tuned_lens
 
 
@@ -38,6 +39,23 @@ def test_lstsq_start_beats_the_zero_start_and_skips_probes(smoke_lm):
     probe = FreeProbe(readout.d_model, readout.n_classes, fit_store.n_layers)
     assert not lstsq_init(probe, fit_store, [0, 1])
     assert all((p == 0).all() for p in probe.parameters())
+
+
+def test_prior_start_predicts_the_smoothed_training_marginal(tmp_path, small_readout):
+    store = layered_store(tmp_path / "store", small_readout, n=64, n_layers=2)
+    holdout = 16
+    train = torch.cat([store.load_shard(0)["targets"], store.load_shard(1)["targets"][:-holdout]])
+    probe = FreeProbe(16, 12, 2)
+    assert prior_init(probe, store, holdout=holdout)
+    counts = torch.tensor([1.0 + int((train == c).sum()) for c in range(12)])  # add-one
+    expected = torch.log(counts / (len(train) + 12))
+    for head in probe.heads:
+        assert (head.weight == 0).all()
+        torch.testing.assert_close(head.bias, expected)
+    assert not prior_init(make_tuned_lens(small_readout, 2), store)
+    with pytest.raises(ValueError, match="does not apply"):
+        fit_lens(make_tuned_lens(small_readout, 2), store, small_readout, [0], "kl", 1, 8, 1e-3,
+                 progress=False, init="prior")  # fmt: skip
 
 
 def test_heldout_slice_is_never_trained_on(smoke_lm):

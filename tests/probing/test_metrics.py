@@ -11,6 +11,7 @@ from iterlens.probing.metrics import (
     ce_bits,
     entropy_bits,
     kl_bits,
+    log_probs,
     prediction_depth,
     rank_of,
     rank_summary,
@@ -78,3 +79,18 @@ def test_accumulator_means_and_bits_per_byte():
     assert out["bits_per_byte"] == pytest.approx(2 * 2.0 / 8)
     with pytest.raises(ValueError):
         LayerAccumulator(4).result()
+
+
+def test_accumulator_values_equal_the_metric_functions_with_a_shared_final():
+    gen = torch.Generator().manual_seed(0)
+    final, lens = torch.randn(5, 7, generator=gen), torch.randn(5, 7, generator=gen)
+    targets = torch.tensor([0, 3, 6, 1, 2])
+    inputs = torch.full((5,), -1)
+    own = LayerAccumulator(7).update(lens, final, targets, inputs)
+    shared = LayerAccumulator(7).update(lens, final, targets, inputs, log_probs(final))
+    for values in (own, shared):
+        assert torch.equal(values["kl_bits"], kl_bits(final, lens))
+        assert torch.equal(values["ce_bits"], ce_bits(lens, targets))
+    acc = LayerAccumulator(7)
+    acc.update(lens, final, targets, inputs)
+    assert acc.result()["entropy_bits"] == pytest.approx(float(entropy_bits(lens).mean()))

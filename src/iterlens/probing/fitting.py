@@ -5,7 +5,9 @@ probes to the cross-entropy of the targets, by the one training loop
 (:func:`iterlens.models.training.train`) over cached activations: no model forward per
 step. The last examples of the store are held out; training stops on a plateau of the
 held-out loss and keeps the best parameters. Affine lenses can start at the least-squares
-map to the last layer (:func:`lstsq_init`), which converges in a fraction of the steps.
+map to the last layer (:func:`lstsq_init`), which converges in a fraction of the steps;
+free probes can start at the class prior of the training targets (:func:`prior_init`), so
+their first step already beats a uniform guess by the prior's information.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 
 from iterlens.models.training import EarlyStopping, train, warmup_cosine
-from iterlens.probing.lenses import LayerTunedLens, SharedLens, default_layers, make_lens
+from iterlens.probing.lenses import FreeProbe, LayerTunedLens, SharedLens, default_layers, make_lens
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -80,6 +82,38 @@ def lstsq_init(
     return True
 
 
+@torch.no_grad()
+def prior_init(lens: nn.Module, store: ActivationStore, holdout: int = 0) -> bool:
+    """Start every head of a free probe at ``W = 0`` and ``c = log p(class)``.
+
+    ``p`` is the add-one smoothed class frequency of the store's training targets (the
+    held-out slice excluded), so the start predicts the training marginal, whose
+    cross-entropy is the prior ``H_prior`` of the normalised scale.
+
+    Returns:
+        False (and leaves the lens alone) for lenses without per-layer heads.
+    """
+    if not isinstance(lens, FreeProbe):
+        return False
+    n_classes = lens.heads[0].out_features
+    counts = torch.ones(n_classes, dtype=torch.float64)
+    for batch in store.iter_batches(65536, [store.n_layers], holdout=holdout):
+        counts += torch.bincount(batch.targets.cpu(), minlength=n_classes)[:n_classes].double()
+    log_prior = (counts / counts.sum()).log()
+    for head in lens.heads:
+        head.weight.zero_()
+        head.bias.copy_(log_prior.to(head.bias.dtype))
+    return True
+
+
+INITS = {
+    "zero": None,
+    "lstsq": lstsq_init,
+    "prior": lambda lens, store, layers, holdout: prior_init(lens, store, holdout),
+}
+"""How :func:`fit_lens` may start a lens; ``zero`` keeps the lens as built."""
+
+
 def fit_lens(
     lens: nn.Module,
     store: ActivationStore,
@@ -113,7 +147,8 @@ def fit_lens(
             on them is measured every ``eval_every`` steps.
         patience: with a held-out slice, stop after this many evaluations without a
             relative improvement of ``min_delta`` and keep the best parameters (0: never).
-        init: ``"zero"`` or ``"lstsq"`` (see :func:`lstsq_init`; affine lenses only).
+        init: ``"zero"``, ``"lstsq"`` (see :func:`lstsq_init`; affine lenses only) or
+            ``"prior"`` (see :func:`prior_init`; free probes only).
 
     Returns:
         One row per evaluation: ``step``, ``tokens`` (examples trained on so far),
@@ -124,8 +159,8 @@ def fit_lens(
     """
     if objective not in ("kl", "ce"):
         raise ValueError(f"objective must be 'kl' or 'ce', not {objective!r}")
-    if init not in ("zero", "lstsq"):
-        raise ValueError(f"init must be 'zero' or 'lstsq', not {init!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
     if patience and not holdout:
         raise ValueError("early stopping (patience > 0) needs a held-out slice (holdout > 0)")
     store.check_readout(readout.fingerprint())
@@ -133,8 +168,8 @@ def fit_lens(
     n_layers = store.n_layers
     load = sorted(set(layers) | {n_layers})
     col = {layer: k for k, layer in enumerate(load)}
-    if init == "lstsq":
-        lstsq_init(lens, store, layers, holdout)
+    if init != "zero" and not INITS[init](lens, store, layers, holdout):
+        raise ValueError(f"init {init!r} does not apply to a {type(lens).__name__}")
     params = [p for p in lens.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 

@@ -150,7 +150,8 @@ def evaluate_lenses(
     from iterlens.probing.metrics import (
         PER_EXAMPLE,
         LayerAccumulator,
-        ce_bits,
+        _ce,
+        log_probs,
         prediction_depth,
     )
 
@@ -179,12 +180,15 @@ def evaluate_lenses(
         start += len(batch.targets)
         final_logits = readout(batch.hidden[:, n_layers])
         final_top1 = final_logits.argmax(-1)
-        final_ce = ce_bits(final_logits, batch.targets).double()
+        final_logp = log_probs(final_logits)
+        final_ce = _ce(final_logp, batch.targets).double()
         for name, lens in lenses.items():
             top1 = []
             for layer in range(n_layers + 1):
                 logits = lens(batch.hidden[:, layer], layer)
-                values = acc[name, layer].update(logits, final_logits, batch.targets, batch.inputs)
+                values = acc[name, layer].update(
+                    logits, final_logits, batch.targets, batch.inputs, final_logp
+                )
                 for m in PER_EXAMPLE:
                     kept[f"{name}.{m}"][sel, layer] = values[m].cpu().numpy()
                 top1.append(logits.argmax(-1))

@@ -15,22 +15,35 @@ LN2 = math.log(2.0)
 PER_EXAMPLE = ("kl_bits", "ce_bits", "top1_agree", "top1_acc")  # kept per example on disk
 
 
+def log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax in float32: the one normalisation every metric below starts from."""
+    return torch.log_softmax(logits.float(), -1)
+
+
 def kl_bits(final_logits: torch.Tensor, lens_logits: torch.Tensor) -> torch.Tensor:
     """Per-example KL(p_final || p_lens) in bits."""
-    logp = torch.log_softmax(final_logits.float(), -1)
-    logq = torch.log_softmax(lens_logits.float(), -1)
-    return (logp.exp() * (logp - logq)).sum(-1) / LN2
+    return _kl(log_probs(final_logits), log_probs(lens_logits))
 
 
 def ce_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-example cross-entropy against the target index, in bits."""
-    logq = torch.log_softmax(logits.float(), -1)
-    return -logq.gather(-1, targets.long()[:, None])[:, 0] / LN2
+    return _ce(log_probs(logits), targets)
 
 
 def entropy_bits(logits: torch.Tensor) -> torch.Tensor:
     """Per-example entropy of softmax(logits), in bits."""
-    logq = torch.log_softmax(logits.float(), -1)
+    return _entropy(log_probs(logits))
+
+
+def _kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    return (logp.exp() * (logp - logq)).sum(-1) / LN2
+
+
+def _ce(logq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -logq.gather(-1, targets.long()[:, None])[:, 0] / LN2
+
+
+def _entropy(logq: torch.Tensor) -> torch.Tensor:
     return -(logq.exp() * logq).sum(-1) / LN2
 
 
@@ -93,13 +106,21 @@ class LayerAccumulator:
         final_logits: torch.Tensor,
         targets: torch.Tensor,
         inputs: torch.Tensor,
+        final_logp: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Add one batch; return its per-example values (:data:`PER_EXAMPLE` metrics)."""
+        """Add one batch; return its per-example values (:data:`PER_EXAMPLE` metrics).
+
+        ``final_logp`` (``log_probs(final_logits)``) may be passed to share it between
+        the lenses and layers of one batch; the lens's log-probabilities are computed once.
+        """
         final_top1 = final_logits.argmax(-1)
         top1 = lens_logits.argmax(-1)
+        logq = log_probs(lens_logits)
+        if final_logp is None:
+            final_logp = log_probs(final_logits)
         values = {
-            "kl_bits": kl_bits(final_logits, lens_logits),
-            "ce_bits": ce_bits(lens_logits, targets),
+            "kl_bits": _kl(final_logp, logq),
+            "ce_bits": _ce(logq, targets),
             "top1_agree": (top1 == final_top1).float(),
             "top1_acc": (top1 == targets).float(),
         }
@@ -108,7 +129,7 @@ class LayerAccumulator:
         self.sums["ce_bits"] += values["ce_bits"].double().sum().item()
         self.sums["top1_agree"] += values["top1_agree"].sum().item()
         self.sums["top1_acc"] += values["top1_acc"].sum().item()
-        self.sums["entropy_bits"] += entropy_bits(lens_logits).double().sum().item()
+        self.sums["entropy_bits"] += _entropy(logq).double().sum().item()
         ranks = rank_of(lens_logits, final_top1)
         self.rank_hist["final_top1"] += np.bincount(
             ranks.cpu().numpy(), minlength=len(self.rank_hist["final_top1"])
