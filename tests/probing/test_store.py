@@ -152,27 +152,33 @@ def test_every_step_refuses_a_corrupt_shard(tmp_path, small_readout, capsys):
         transfer_matrix(lens, store, small_readout, progress=False)
 
 
-def test_shard_writer_reports_a_full_disk_and_keeps_nothing(tmp_path):
+@pytest.mark.parametrize(
+    "limit, rows, part",
+    [(1 << 16, 1000, 100), (1 << 20, 4096, 512)],  # the second fails only when the file closes
+)
+def test_shard_writer_reports_a_full_disk_and_keeps_nothing(tmp_path, limit, rows, part):
     import subprocess
     import sys
 
     script = """
 import resource, signal, sys, torch
 from pathlib import Path
+limit, rows, part = map(int, sys.argv[2:])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 from iterlens.io import DiskFullError
 from iterlens.probing.shard_writer import ShardWriter
-out, t = Path(sys.argv[1]) / "shard-00000.safetensors", torch.arange(1000)
+out, t = Path(sys.argv[1]) / "shard-00000.safetensors", torch.arange(rows)
 try:
     with ShardWriter(out, 3, 32, t, t) as writer:
-        for part in torch.randn(1000, 4, 32).split(100):
-            writer.add(part)
+        for chunk in torch.randn(rows, 4, 32).split(part):
+            writer.add(chunk)
 except DiskFullError as err:
     print(err)
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True
+    args = [str(tmp_path), str(limit), str(rows), str(part)]
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    assert "file too large" in result.stdout and "shard-00000.safetensors" in result.stdout, (
+        result.stderr
     )
-    assert "file too large" in result.stdout and "shard-00000.safetensors" in result.stdout
     assert list(tmp_path.iterdir()) == []  # neither the shard nor a temporary is left

@@ -85,11 +85,6 @@ def test_no_space_left_on_a_small_filesystem(tmp_path):
     assert result.stdout.strip() == "left:"  # nothing under the name, no temporary
 
 
-@pytest.mark.skip(
-    reason="known failure since the merge of the streaming shard writer (issue 14 stays open): "
-    "the disk-full point's run fails as it should, but no job log names the full disk under "
-    "lm_random/acts; the unit tests of DiskFullError (atomic_path, ShardWriter) pass"
-)
 def test_kill_and_full_disk_resume_with_the_readme_command(smoke_run, tmp_path):
     """A copy of the smoke run loses the random-init LM's store, lenses and tables; the rerun
     first hits a full disk during extraction, then is killed during extraction and during

@@ -118,15 +118,21 @@ class ShardWriter:
         self._thread.join()
         if exc_type is None and self._error is None and self.written != self.n:
             exc = ValueError(f"shard {self.path}: {self.written} of {self.n} rows written")
+        try:
+            if exc is None and self._error is None:
+                for part in self._tail:
+                    self._file.write(part)
+        except OSError as err:
+            self._error = err
+        finally:
+            try:  # closing flushes the buffer: a full disk can show up only here
+                self._file.close()
+            except OSError as err:
+                self._error = self._error or err
         if exc is None and self._error is not None:
             exc = OSError(f"writing shard {self.path} failed: {self._error}")
             exc.__cause__ = self._error  # a full disk is recognised through the cause
-        try:
-            if exc is None:
-                for part in self._tail:
-                    self._file.write(part)
-        finally:
-            self._file.close()
+        # always end the atomic write: on error it removes the temporary and names a full disk
         self._atomic.__exit__(type(exc) if exc else None, exc, None)
         if exc is not None and exc_type is None:
             raise exc
