@@ -48,6 +48,11 @@ TARGETS = []
 
 # Threads: upper bounds, scaled down to --cores; override with --set-threads RULE=N.
 TRAIN_THREADS = 8
+# The CNNs are small: one thread each trains them nearly as fast, and leaves the other cores
+# to the LM's jobs.
+CNN_THREADS = 1
+# The LM's training is the longest chain of the DAG: its data and training go first.
+LM_PATH = 50
 # Device of extraction, lens fits, evaluation and transfer; those rules then ask for a GPU.
 DEVICE = config["device"]
 GPUS = 1 if uses_gpu(DEVICE) else 0

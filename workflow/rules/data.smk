@@ -8,6 +8,7 @@ rule corpus:
         cfg=cfg("corpus"),
         out=folder_of("output", "splits"),
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=2000,
     log:
@@ -26,6 +27,7 @@ rule tokenizer:
     params:
         cfg=cfg("lm", "tokenizer"),
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=2000,
     log:
@@ -43,6 +45,7 @@ rule tokenize:
     output:
         expand(A.TOKENS, split=SPLITS),
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=2000,
     log:

@@ -16,6 +16,7 @@ rule train_lm:
         cfg=cfg("lm"),
         replicate=replicate_of,
     threads: TRAIN_THREADS
+    priority: LM_PATH
     resources:
         mem_mb=4000,
     log:
@@ -58,7 +59,7 @@ rule train_cnn:
         cfg=cfg("vision"),
         net=arch_of,
         replicate=replicate_of,
-    threads: TRAIN_THREADS
+    threads: CNN_THREADS
     resources:
         mem_mb=3000,
     log:

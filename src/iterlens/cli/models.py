@@ -6,6 +6,13 @@ from pathlib import Path
 
 from iterlens.cli import arg, command, load_cfg
 
+REPLICATE = arg(
+    "--replicate",
+    type=int,
+    default=0,
+    help="seed replicate k: init and batches use seed + k (the data splits use seed)",
+)
+
 
 @command(
     "train-lm",
@@ -15,12 +22,7 @@ from iterlens.cli import arg, command, load_cfg
     arg("--val-tokens"),
     arg("--out", required=True, help="model folder (save_pretrained)"),
     arg("--curve", required=True, help="training curve table (.csv)"),
-    arg(
-        "--replicate",
-        type=int,
-        default=0,
-        help="seed replicate k: init and batches use seed + k (the data splits use seed)",
-    ),
+    REPLICATE,
 )
 def train_lm(args):
     from iterlens.data.text import load_tokenizer, load_tokens
@@ -89,12 +91,7 @@ def init_lm(args):
     arg("--untrained", action="store_true", help="save the initial weights (control)"),
     arg("--out", required=True),
     arg("--curve", help="training curve table (.csv)"),
-    arg(
-        "--replicate",
-        type=int,
-        default=0,
-        help="seed replicate k: init and batches use seed + k (the data splits use seed)",
-    ),
+    REPLICATE,
 )
 def train_cnn(args):
     from iterlens.data.images import image_splits

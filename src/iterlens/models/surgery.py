@@ -13,6 +13,7 @@ share key/value heads across query heads, GQA).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import torch
 from torch import nn
@@ -24,6 +25,34 @@ _PARTS: dict[str, dict[str, str]] = {
     "gpt2": {"blocks": "h", "final_norm": "ln_f", "embed": "wte"},
     "gpt_neox": {"blocks": "layers", "final_norm": "final_layer_norm", "embed": "embed_in"},
     "llama": {"blocks": "layers", "final_norm": "norm", "embed": "embed_tokens"},
+}
+
+# Attribute path inside one block of each part, per family.
+_BLOCK_PARTS: dict[str, dict[str, str]] = {
+    "gpt2": {
+        "attention": "attn",
+        "attention_out": "attn.c_proj",
+        "attention_norm": "ln_1",
+        "mlp": "mlp",
+        "ffn_out": "mlp.c_proj",
+        "ffn_norm": "ln_2",
+    },
+    "gpt_neox": {
+        "attention": "attention",
+        "attention_out": "attention.dense",
+        "attention_norm": "input_layernorm",
+        "mlp": "mlp",
+        "ffn_out": "mlp.dense_4h_to_h",
+        "ffn_norm": "post_attention_layernorm",
+    },
+    "llama": {
+        "attention": "self_attn",
+        "attention_out": "self_attn.o_proj",
+        "attention_norm": "input_layernorm",
+        "mlp": "mlp",
+        "ffn_out": "mlp.down_proj",
+        "ffn_norm": "post_attention_layernorm",
+    },
 }
 
 
@@ -44,6 +73,10 @@ def model_family(model: nn.Module) -> str:
 
 def _part(model: nn.Module, name: str) -> nn.Module:
     return getattr(model.base_model, _PARTS[model_family(model)][name])
+
+
+def _block_part(model: nn.Module, layer: int, name: str) -> nn.Module:
+    return attrgetter(_BLOCK_PARTS[model_family(model)][name])(blocks_of(model)[layer])
 
 
 def blocks_of(model: nn.Module) -> nn.ModuleList:
@@ -129,29 +162,17 @@ def embedding_matrix(model: nn.Module) -> torch.Tensor:
 
 def input_norms_of(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module]:
     """The norms in front of layer ``layer``'s attention and its FFN."""
-    block = blocks_of(model)[layer]
-    if model_family(model) == "gpt2":
-        return block.ln_1, block.ln_2
-    return block.input_layernorm, block.post_attention_layernorm
-
-
-def _attention(model: nn.Module, layer: int) -> nn.Module:
-    block = blocks_of(model)[layer]
-    return {
-        "gpt2": lambda: block.attn,
-        "gpt_neox": lambda: block.attention,
-        "llama": lambda: block.self_attn,
-    }[model_family(model)]()
+    return _block_part(model, layer, "attention_norm"), _block_part(model, layer, "ffn_norm")
 
 
 def attention_output_module(model: nn.Module, layer: int) -> nn.Module:
     """The attention's output projection (its output is the layer's attention output)."""
-    attn = _attention(model, layer)
-    return {
-        "gpt2": lambda: attn.c_proj,
-        "gpt_neox": lambda: attn.dense,
-        "llama": lambda: attn.o_proj,
-    }[model_family(model)]()
+    return _block_part(model, layer, "attention_out")
+
+
+def ffn_output_module(model: nn.Module, layer: int) -> nn.Module:
+    """The FFN's output projection: its input is every neuron's activation."""
+    return _block_part(model, layer, "ffn_out")
 
 
 def rotary_embedding_of(model: nn.Module) -> nn.Module | None:
@@ -163,7 +184,7 @@ def rotary_embedding_of(model: nn.Module) -> nn.Module | None:
 def attention_weights(model: nn.Module, layer: int) -> AttentionWeights:
     """Per-head query, key, value and output weights of layer ``layer``."""
     family = model_family(model)
-    attn = _attention(model, layer)
+    attn = _block_part(model, layer, "attention")
     out = attention_output_module(model, layer)
     if family == "gpt2":
         w = attn.c_attn.weight.detach().float().T  # Conv1D stores [in, out]
@@ -212,25 +233,11 @@ def attention_weights(model: nn.Module, layer: int) -> AttentionWeights:
     )
 
 
-def _mlp(model: nn.Module, layer: int) -> nn.Module:
-    return blocks_of(model)[layer].mlp
-
-
-def ffn_output_module(model: nn.Module, layer: int) -> nn.Module:
-    """The FFN's output projection: its input is every neuron's activation."""
-    mlp = _mlp(model, layer)
-    return {
-        "gpt2": lambda: mlp.c_proj,
-        "gpt_neox": lambda: mlp.dense_4h_to_h,
-        "llama": lambda: mlp.down_proj,
-    }[model_family(model)]()
-
-
 @torch.no_grad()
 def ffn_weights(model: nn.Module, layer: int) -> FFNWeights:
     """Each neuron's input and output weight vectors in layer ``layer``."""
     family = model_family(model)
-    mlp = _mlp(model, layer)
+    mlp = _block_part(model, layer, "mlp")
     out = ffn_output_module(model, layer)
     w_up = None
     if family == "gpt2":
