@@ -51,7 +51,8 @@ TRAIN_THREADS = 8
 # The CNNs are small: one thread each trains them nearly as fast, and leaves the other cores
 # to the LM's jobs.
 CNN_THREADS = 1
-# The LM's training is the longest chain of the DAG: its data and training go first.
+# The LM's chain (data, training, its untrained twin, extraction) is the longest of the DAG:
+# its jobs go first, so the CNN jobs fill the cores it leaves idle.
 LM_PATH = 50
 # Device of extraction, lens fits, evaluation and transfer; those rules then ask for a GPU.
 DEVICE = config["device"]

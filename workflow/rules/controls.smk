@@ -18,6 +18,7 @@ rule rotate_store:
         out=folder_of("output", "readout"),
         seed=config["seed"],
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=2000,
     log:

@@ -11,6 +11,7 @@ rule readout_lm:
     wildcard_constraints:
         model=one_of(LM_MODELS),
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=2000,
     log:
@@ -35,6 +36,7 @@ rule extract_shard:
         cfg=cfg("extract"),
         device=DEVICE,
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=3000,
         gpu=GPUS,
@@ -60,6 +62,7 @@ rule store_manifest:
     params:
         n_shards=n_lm_store_shards,
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=1000,
     log:

@@ -38,6 +38,7 @@ rule init_lm:
     params:
         cfg=cfg(),
     threads: 1
+    priority: LM_PATH
     resources:
         mem_mb=2000,
     log:
