@@ -32,6 +32,8 @@ CONFIG = {
         "seq_len": 8,
     },
     "extract": {"lensfit_tokens": 100, "eval_tokens": 50},
+    "lens": {"steps": 30, "batch_size": 16, "lr": 0.01, "holdout_fraction": 0.1},
+    "probe": {"steps": 40, "batch_size": 16, "lr": 0.01, "holdout_fraction": 0.1},
 }
 
 
@@ -109,6 +111,7 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
     assert "the plain CNN classifies 0.656 and the residual one 0.337 correctly, with 1762" in text
     assert "This run has no vocabulary-space analysis" in text
     assert "This run has no rotated twins" in text
+    assert "(100 tokens) with AdamW, 30 steps of 16 examples (40 for probes)" in text
     assert "Intervals are shown as value [low, high]" in text
 
 

@@ -6,7 +6,7 @@ lens               formula                            trained on
 logit              R(h)                               nothing
 tuned              R(h + A_l h + b_l), A, b start 0   KL to final logits
 shared             R(h + A h + b), one A, b           KL to final, all layers
-free probe         W_l h + c_l, from zero             cross-entropy to targets
+free probe         W_l h + c_l, from the class prior  cross-entropy to targets
 =================  =================================  ==============================
 
 The tuned lens *is* ``tuned_lens.TunedLens`` (so saved LM lenses load in that package);
@@ -82,7 +82,10 @@ class SharedLens(nn.Module):
 
 
 class FreeProbe(nn.Module):
-    """Per-layer linear heads W_l h + c_l trained from zero on the targets."""
+    """Per-layer linear heads W_l h + c_l trained on the targets.
+
+    Built at zero; fitting starts them at ``W = 0, c = log prior`` (``probe.init: prior``).
+    """
 
     kind = "probe"
 

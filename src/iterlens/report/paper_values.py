@@ -352,9 +352,14 @@ def _nonempty(path: Path) -> bool:
 def _config_values(config: dict[str, Any]) -> dict[str, Any]:
     lm = config.get("lm", {})
     keep = ("model", "n_layer", "n_embd", "n_head", "steps", "batch_size", "seq_len")
+    fit_keys = ("steps", "batch_size", "lr", "holdout_fraction")
     return {
         "seed": config.get("seed"),
         "lm": {k: lm[k] for k in keep if k in lm},
         "vocab_size": config.get("tokenizer", {}).get("vocab_size"),
         "extract": {k: v for k, v in config.get("extract", {}).items() if k.endswith("_tokens")},
+        **{
+            section: {k: v for k, v in config.get(section, {}).items() if k in fit_keys}
+            for section in ("lens", "probe")
+        },
     }
