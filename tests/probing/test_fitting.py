@@ -6,7 +6,7 @@ import torch
 from conftest import layered_store
 from safetensors import safe_open
 
-from iterlens.probing.fitting import fit_kind, fit_lens, lstsq_init, prior_init
+from iterlens.probing.fitting import fit_kind, fit_lens, heldout_size, lstsq_init, prior_init
 from iterlens.probing.lenses import FreeProbe, evaluate_lenses, make_tuned_lens
 
 
@@ -104,3 +104,11 @@ def test_smoke_run_fit_tables_figure_and_float16_store(smoke_run):
     for split, dtype in (("lensfit", torch.float16), ("eval", torch.float32)):
         with safe_open(str(acts / split / "shard-00000.safetensors"), framework="pt") as f:
             assert f.get_tensor("hidden").dtype == dtype
+
+
+def test_heldout_size_has_a_floor_for_small_stores():
+    assert heldout_size(0.015, 262144) == 3932  # the LM's lens-fit store: the fraction
+    assert heldout_size(0.015, 1000) == 250  # a CNN's 1,000 images: a quarter, not 15
+    assert heldout_size(0.015, 4000) == 256
+    assert heldout_size(0.0, 1000) == 0
+    assert heldout_size(0.5, 2) == 1
