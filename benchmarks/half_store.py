@@ -1,7 +1,7 @@
 """What half-precision activation stores do to the metrics, measured on a finished run.
 
 Usage: python benchmarks/half_store.py --run RUN_DIR [--config config/smoke.yaml]
-       [--model lm] [--dtype float16] [--work /tmp/half_store]
+       [--model lm] [--dtype float16] [--work /tmp/half_store] [--lenses-from-run]
 
 Copies the model's lensfit and eval stores from RUN_DIR (read only) into ``--work`` with
 ``hidden`` rounded to ``--dtype``, fits the lenses on the rounded lensfit store with the run's
@@ -49,6 +49,12 @@ def main() -> None:
     p.add_argument("--model", default="lm")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     p.add_argument("--work", default="/tmp/half_store", type=Path)
+    p.add_argument(
+        "--lenses-from-run",
+        action="store_true",
+        help="evaluate the run's own lenses instead of refitting: the same lenses where the "
+        "run's lens-fit store already is in --dtype (the default config's float16)",
+    )
     args = p.parse_args()
     cfg = load_config(args.config)
     run, work, model = args.run, args.work / args.model, args.model
@@ -60,14 +66,18 @@ def main() -> None:
             work / "acts" / split,
             STORE_DTYPES[args.dtype],
         )  # fmt: skip
-        for split in A.STORE_SPLITS
+        for split in (["eval"] if args.lenses_from_run else A.STORE_SPLITS)
     }
-    section = {k: cfg[k] for k in ("seed", "lens", "probe")}
-    iterlens(["fit-lenses", "--quiet", "--threads", "2", "--cfg", json.dumps(section),
-              "--store", str(work / "acts" / "lensfit"), "--readout", str(readout),
-              "--out", str(work / "lenses"), "--curves", str(work / "curves")])  # fmt: skip
+    lens_dir = work / "lenses"
+    if args.lenses_from_run:
+        lens_dir = run / A.PROBED_DIR.format(model=model) / "lenses"
+    else:
+        section = {k: cfg[k] for k in ("seed", "lens", "probe")}
+        iterlens(["fit-lenses", "--quiet", "--threads", "2", "--cfg", json.dumps(section),
+                  "--store", str(work / "acts" / "lensfit"), "--readout", str(readout),
+                  "--out", str(lens_dir), "--curves", str(work / "curves")])  # fmt: skip
     metrics, transfer = work / "lens_metrics.csv", work / "transfer.csv"
-    lenses = [str(work / "lenses" / k) for k in A.TRAINED_LENS_KINDS]
+    lenses = [str(lens_dir / k) for k in A.TRAINED_LENS_KINDS]
     iterlens(["evaluate", "--quiet", "--threads", "2", "--store", str(work / "acts" / "eval"),
               "--readout", str(readout), "--lens", *lenses, "--out", str(metrics),
               "--depth-out", str(work / "depth.csv"), "--transfer-out", str(transfer)])  # fmt: skip
@@ -77,7 +87,8 @@ def main() -> None:
     half = read_table(metrics).set_index(["lens", "layer"])
     cols = ["kl_bits", "ce_bits", "top1_agree", "top1_acc", "entropy_bits"]
     diff = (half[cols] - full[cols]).abs()
-    print(f"{model}: stores in {args.dtype} vs float32 (lenses refitted), {seconds:.0f} s")
+    how = "the run's lenses" if args.lenses_from_run else "lenses refitted"
+    print(f"{model}: stores in {args.dtype} vs float32 ({how}), {seconds:.0f} s")
     for split, (before, after) in sizes.items():
         print(f"  {split} store: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
     print("  largest |difference| over every lens and layer:")
