@@ -30,6 +30,8 @@ from iterlens.probing.transfer import transfer_matrix
 
 
 class _Tok:
+    eos_token_id = 0  # random tokens: documents end wherever id 0 falls
+
     def decode(self, ids, skip_special_tokens=True):
         return "x" * len(ids)
 

@@ -80,6 +80,8 @@ def main() -> None:
     lenses = [str(lens_dir / k) for k in A.TRAINED_LENS_KINDS]
     iterlens(["evaluate", "--quiet", "--threads", "2", "--store", str(work / "acts" / "eval"),
               "--readout", str(readout), "--lens", *lenses, "--out", str(metrics),
+              "--train-tokens", str(run / A.TOKENS.format(split="train")),
+              "--tokenizer", str(run / A.TOKENIZER_DIR),
               "--depth-out", str(work / "depth.csv"), "--transfer-out", str(transfer)])  # fmt: skip
     seconds = time.perf_counter() - t
 
