@@ -77,11 +77,12 @@ def main() -> None:
                   "--store", str(work / "acts" / "lensfit"), "--readout", str(readout),
                   "--out", str(lens_dir), "--curves", str(work / "curves")])  # fmt: skip
     metrics, transfer = work / "lens_metrics.csv", work / "transfer.csv"
+    examples = work / "examples.safetensors"
     lenses = [str(lens_dir / k) for k in A.TRAINED_LENS_KINDS]
     iterlens(["evaluate", "--quiet", "--threads", "2", "--store", str(work / "acts" / "eval"),
               "--readout", str(readout), "--lens", *lenses, "--out", str(metrics),
               "--train-tokens", str(run / A.TOKENS.format(split="train")),
-              "--tokenizer", str(run / A.TOKENIZER_DIR),
+              "--tokenizer", str(run / A.TOKENIZER_DIR), "--examples-out", str(examples),
               "--depth-out", str(work / "depth.csv"), "--transfer-out", str(transfer)])  # fmt: skip
     seconds = time.perf_counter() - t
 
@@ -99,8 +100,8 @@ def main() -> None:
         print(f"    {col:13s} {diff[col].max():.2e}  (at {lens}, layer {layer})")
     rows = [
         headline_table([str(run / A.LENS_METRICS.format(model=model))],
-                       [str(run / A.TRANSFER.format(model=model))]).assign(store="float32"),
-        headline_table([str(metrics)], [str(transfer)]).assign(store=args.dtype),
+                       [str(run / A.EXAMPLES.format(model=model))]).assign(store="float32"),
+        headline_table([str(metrics)], [str(examples)]).assign(store=args.dtype),
     ]  # fmt: skip
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(pd.concat(rows).drop(columns="model").set_index("store").T.to_string())
