@@ -35,7 +35,7 @@ def round_store(src: Path, dst: Path, dtype: torch.dtype) -> tuple[int, int]:
     for i, shard in enumerate(manifest["shards"]):
         t = load_file(str(src / shard["file"]))
         write_shard(shard_path(dst, i), t["hidden"], t["targets"], t["inputs"],
-                    n_bytes=shard["n_bytes"], dtype=dtype)  # fmt: skip
+                    n_bytes=shard["n_bytes"], dtype=dtype, groups=t.get("groups"))  # fmt: skip
     keep = ("format_version", "n_layers", "d_model", "n_examples", "n_bytes", "shards")
     new = write_manifest(dst, len(manifest["shards"]),
                          {k: v for k, v in manifest.items() if k not in keep})  # fmt: skip
