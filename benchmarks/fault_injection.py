@@ -3,7 +3,7 @@
 Usage: python benchmarks/fault_injection.py [--points extraction "lens fitting" ...]
        [--cores all] [--reference DIR] [--keep DIR] [--json OUT]
 
-In a fresh copy of the workflow (Snakefile, config/, workflow/, profiles/) in a temporary
+In a fresh copy of the workflow (Snakefile, config/, workflow/, profiles/, paper/) in a temporary
 folder, this starts `snakemake --cores all --configfile config/smoke.yaml` (the README's
 command), watches the folder, and kills the whole process group with SIGKILL as soon as a
 point is reached: an extraction shard appears, a tuned lens appears while the other lenses of
@@ -38,7 +38,7 @@ from pathlib import Path
 from iterlens import artifacts as A
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ["Snakefile", "config", "workflow", "profiles"]
+WORKFLOW = ["Snakefile", "config", "workflow", "profiles", "paper", "CITATION.cff"]
 CONFIG = "config/smoke.yaml"
 
 
