@@ -94,10 +94,15 @@ def test_kill_and_full_disk_resume_with_the_readme_command(smoke_run, tmp_path):
     shutil.copytree(smoke_run, work, symlinks=True)
     for name in ["probed/lm_random/acts", "probed/lm_random/lenses", "tables/lm_random"]:
         shutil.rmtree(work / "results" / name)
-    # and what depends on them (cross-model tables, LM figures): outdated, so not finished
-    for stale in ["tables/*.csv", "figures/lm_*.png", "figures/comparison*.png"]:
+    # and what depends on them (cross-model tables, figures, the untrained LM's vocabulary
+    # pages, the dataset repo, the paper): outdated, so not finished
+    for stale in [
+        "tables/*.csv", "figures/lm_*.png", "figures/comparison*.png",
+        "figures/rotated_control.png", "vocab/lm_random", "vocab/index.html",
+        "release/*-results", "paper",
+    ]:  # fmt: skip
         for path in (work / "results").glob(stale):
-            path.unlink()
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.rmtree(work / ".snakemake" / "iterlens-runs", ignore_errors=True)
     faults.prepare(work)
     report = faults.inject(work, [faults.DISK_FULL, "extraction", "lens fitting"], cores="2")
