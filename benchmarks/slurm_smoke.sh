@@ -96,7 +96,8 @@ echo "SLURM up: $(sinfo -h -o '%P %D %c CPUs %m MB %T')"
 start=$(date +%s)
 snakemake --snakefile "$repo/Snakefile" --directory "$run_dir" \
   --configfile "$repo/config/smoke.yaml" --profile "$repo/profiles/slurm" \
-  --set-threads train_lm="$cpus" train_cnn="$cpus" "${@:2}"
+  --set-threads train_lm="$cpus" train_cnn="$cpus" \
+  --slurm-status-command squeue "${@:2}"  # no accounting (sacct) on this one-node cluster
 end=$(date +%s)
 echo "slurm smoke DAG: $(( end - start )) s wall time, $(find "$run_dir/.snakemake/slurm_logs" -name "*.log" | wc -l) SLURM jobs"
 echo "outputs in $run_dir/results"
