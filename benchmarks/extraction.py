@@ -74,36 +74,19 @@ def main() -> None:
             hooked = time.perf_counter() - t
 
     starts = np.arange(len(x)) * args.seq
+
+    def extract_to(folder: str, dtype: torch.dtype) -> float:
+        """Seconds to extract the benchmark's windows into one shard of ``dtype`` in ``folder``."""
+        t = time.perf_counter()
+        extract_lm_shard(model, readout, _Tok(), tokens, starts, args.seq, args.batch,
+                         shard_path(folder, 0), progress=False, store_dtype=dtype)  # fmt: skip
+        return time.perf_counter() - t
+
     with tempfile.TemporaryDirectory() as half:
-        t = time.perf_counter()
-        extract_lm_shard(
-            model,
-            readout,
-            _Tok(),
-            tokens,
-            starts,
-            args.seq,
-            args.batch,
-            shard_path(half, 0),
-            progress=False,
-            store_dtype=torch.float16,
-        )
-        extract_half = time.perf_counter() - t
+        extract_half = extract_to(half, torch.float16)
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        extract_lm_shard(
-            model,
-            readout,
-            _Tok(),
-            tokens,
-            starts,
-            args.seq,
-            args.batch,
-            shard_path(tmp, 0),
-            progress=False,
-        )
+        extract = extract_to(tmp, torch.float32)
         write_manifest(tmp, 1, {"readout_fingerprint": readout.fingerprint()})
-        extract = time.perf_counter() - t
         store = ActivationStore(tmp)
         if args.extraction_only:
             print(f"bare forward {n_tok / bare:.0f} tokens/s, hooks {n_tok / hooked:.0f} tokens/s")
