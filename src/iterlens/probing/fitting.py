@@ -83,12 +83,15 @@ def lstsq_init(
 
 
 @torch.no_grad()
-def prior_init(lens: nn.Module, store: ActivationStore, holdout: int = 0) -> bool:
+def prior_init(
+    lens: nn.Module, store: ActivationStore, layers: Sequence[int] = (), holdout: int = 0
+) -> bool:
     """Start every head of a free probe at ``W = 0`` and ``c = log p(class)``.
 
     ``p`` is the add-one smoothed class frequency of the store's training targets (the
     held-out slice excluded), so the start predicts the training marginal, whose
-    cross-entropy is the prior ``H_prior`` of the normalised scale.
+    cross-entropy is the prior ``H_prior`` of the normalised scale. ``layers`` is unused (every
+    head starts alike); it keeps the signature of :func:`lstsq_init`.
 
     Returns:
         False (and leaves the lens alone) for lenses without per-layer heads.
@@ -109,7 +112,7 @@ def prior_init(lens: nn.Module, store: ActivationStore, holdout: int = 0) -> boo
 INITS = {
     "zero": None,
     "lstsq": lstsq_init,
-    "prior": lambda lens, store, layers, holdout: prior_init(lens, store, holdout),
+    "prior": prior_init,
 }
 """How :func:`fit_lens` may start a lens; ``zero`` keeps the lens as built."""
 
