@@ -99,5 +99,8 @@ snakemake --snakefile "$repo/Snakefile" --directory "$run_dir" \
   --set-threads train_lm="$cpus" train_cnn="$cpus" \
   --slurm-status-command squeue "${@:2}"  # no accounting (sacct) on this one-node cluster
 end=$(date +%s)
-echo "slurm smoke DAG: $(( end - start )) s wall time, $(find "$run_dir/.snakemake/slurm_logs" -name "*.log" | wc -l) SLURM jobs"
+# The plugin removes its per-job logs after a successful run; Snakemake's own log keeps a line
+# for every submission.
+submitted=$(cat "$run_dir"/.snakemake/log/*.snakemake.log | grep -c "submitted with SLURM jobid" || true)
+echo "slurm smoke DAG: $(( end - start )) s wall time, $submitted SLURM jobs"
 echo "outputs in $run_dir/results"

@@ -50,24 +50,52 @@ def test_twins_share_weights_but_not_outputs():
 
 
 @pytest.mark.parametrize("residual", [False, True])
-def test_fc_of_last_representation_is_forward(residual):
+def test_norm_and_fc_of_last_representation_is_forward(residual):
     net = init_cnn(12, (1, 1, 1), residual=residual, seed=0)
+    with torch.no_grad():  # a trained-like norm: not the identity affine map
+        net.norm.weight.uniform_(0.5, 2.0)
+        net.norm.bias.uniform_(-1.0, 1.0)
     x = images(5)
     with torch.no_grad():
         logits = net(x)
         reps = net.representations(x)
-        assert torch.allclose(net.fc(reps[:, -1]), logits, atol=1e-5)
+        assert torch.allclose(net.fc(net.norm(reps[:, -1])), logits, atol=1e-5)
+        assert not torch.allclose(net.fc(reps[:, -1]), logits, atol=1e-3)
         readout = readout_from_cnn(net)
         assert torch.allclose(readout(reps[:, -1]), logits, atol=1e-5)
+        # the readout is blind to the scale of h, as an LM's final norm is
+        assert torch.allclose(readout(7.0 * reps[:, -1]), logits, atol=1e-4)
     assert readout.meta == {"family": "inception", "residual": residual}
-    assert isinstance(readout.final_norm, torch.nn.Identity)
+    assert readout.norm_kind() == "layernorm"
     assert readout.unembedding is not net.fc and not readout.training
     net.fc.weight.data.add_(1.0)  # the readout is a copy
+    net.norm.weight.data.add_(1.0)
     assert not torch.equal(readout.unembedding.weight, net.fc.weight)
+    assert not torch.equal(readout.final_norm.weight, net.norm.weight)
+
+
+def test_net_without_final_norm_reads_out_with_fc_alone(tmp_path):
+    # The head of nets saved before the final norm existed (no "final_norm" in config.json).
+    net = init_cnn(8, (1, 1), residual=False, seed=0, final_norm=False)
+    save_cnn(net, tmp_path / "old")
+    config = tmp_path / "old" / "config.json"
+    config.write_text(config.read_text().replace('"final_norm": false,', ""))
+    loaded = load_cnn(tmp_path / "old")
+    assert not loaded.final_norm
+    x = images(3)
+    with torch.no_grad():
+        reps = loaded.representations(x)
+        assert torch.equal(loaded.fc(reps[:, -1]), loaded(x))
+        assert torch.equal(readout_from_cnn(loaded)(reps[:, -1]), net(x))
+    assert readout_from_cnn(loaded).norm_kind() == "identity"
+    # a net with a norm refuses weights without one, naming the mismatch
+    config.write_text(config.read_text().replace("{", '{"final_norm": true,', 1))
+    with pytest.raises(ValueError, match="do not fit"):
+        load_cnn(tmp_path / "old")
 
 
 def test_small_net_learns_mnist(splits):
-    # Without normalisation a GAP net sits near chance for its first ~60-100 steps, so a
+    # Without batch normalisation a GAP net sits near chance for its first ~60-100 steps, so a
     # width-8 net trained for one epoch on 1,000 digits (31 steps) stays at chance; this
     # is the smallest quick setting that reliably learns: ~190 steps, ~5 s on one core.
     x, y = splits["train"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -18,6 +19,23 @@ def test_default_config_dry_run(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "train_lm" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("rotated", [True, False])
+def test_rotated_control_switch(tmp_path, rotated):
+    overlay = tmp_path / "controls.yaml"
+    overlay.write_text(f"controls:\n  rotated: {str(rotated).lower()}\n")
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "2", "--quiet", "rules"]
+        + ["--configfile", str(overlay)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    words = set(re.findall(r"[\w-]+", result.stdout + result.stderr))  # paths are one word
+    assert {"paper_values", "fit_lenses"} <= words  # the paper stays in the DAG
+    for rule in ("rotate_store", "fit_lenses_rotated", "rotated_control"):
+        assert (rule in words) == rotated, rule
 
 
 def test_bad_config_key_stops_the_workflow(tmp_path):

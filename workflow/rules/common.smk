@@ -36,7 +36,7 @@ PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
 # Positive control: each trained model's rotated twin (controls.smk), probed by the same rules.
 # Its lenses are the tuned and shared lens only: a free probe is basis-free, so the twin's
 # probes would only repeat the model's.
-ROTATED = [f"{family}_rotated" for family in FAMILIES]
+ROTATED = [f"{family}_rotated" for family in FAMILIES] if config["controls"]["rotated"] else []
 ROTATED_LENS_KINDS = ["tuned", "shared"]
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
 # Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
@@ -60,8 +60,8 @@ GPUS = 1 if uses_gpu(DEVICE) else 0
 
 
 def one_of(names):
-    """A wildcard constraint matching exactly one of ``names``."""
-    return "|".join(names)
+    """A wildcard constraint matching exactly one of ``names`` (none of them: nothing)."""
+    return "|".join(names) if names else "(?!)"
 
 
 wildcard_constraints:

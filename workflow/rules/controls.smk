@@ -1,7 +1,7 @@
 # Positive control: the rotated twin of each trained model (its stored activations with layer
 # l rotated by a fixed random orthogonal Q_l, Q_L = I; no forward pass). The twin is a probed
 # model like any other: fit_lenses and evaluate (lenses.smk) probe it; then one table and one
-# figure put every model beside its twin.
+# figure put every model beside its twin. `controls: {rotated: false}` leaves them out.
 
 
 rule rotate_store:
@@ -83,4 +83,5 @@ rule figure_rotated_control:
         "iterlens plot --figure rotated_control --inputs {input} --out {output} > {log} 2>&1"
 
 
-TARGETS += [A.ROTATED_CONTROL, A.FIGURE.format(name="rotated_control")]
+if ROTATED:
+    TARGETS += [A.ROTATED_CONTROL, A.FIGURE.format(name="rotated_control")]

@@ -1,11 +1,15 @@
 """The vision control's models: Inception-style CNNs, plain and with identity skips.
 
 The probed representation of a CNN at layer ``l`` is the output of module ``l`` averaged over
-space (``l = 0`` the stem), so every layer has the same width and the final readout is the
-model's own ``fc`` head: ``fc(h_L) == model(x)`` exactly. The plain twin (``output =
-module(x)``) and the residual twin (``output = x + 0.2 module(x)``, an identity skip) have the
-same parameters and, for the same seed, the same initial weights; only the skips differ. There
-is no normalisation layer, so train and eval modes compute the same function.
+space (``l = 0`` the stem), so every layer has the same width. The final readout is, as in a
+transformer, a final LayerNorm followed by the ``fc`` head: ``fc(norm(h_L)) == model(x)``
+exactly. That norm makes every readout of the study blind to the scale of ``h``, which grows
+more than tenfold from the stem to the last module: without it, a lens fitted to an early layer
+must amplify by that factor, and its transfer penalty on a later layer measures the scale,
+not the basis. The plain twin (``output = module(x)``) and the residual twin (``output = x +
+0.2 module(x)``, an identity skip) have the same parameters and, for the same seed, the same
+initial weights; only the skips differ. There is no batch normalisation, so train and eval
+modes compute the same function.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ class InceptionModule(nn.Module):
 
 
 class InceptionNet(nn.Module):
-    """Stem, stages of Inception modules with 2x2 max-pools between stages, pool + fc.
+    """Stem, stages of Inception modules with 2x2 max-pools between stages, pool, norm, fc.
 
     All modules have the same width, so every layer's spatially averaged output is a
     representation in the same space R^width; the last one is what ``fc`` reads.
@@ -96,6 +100,8 @@ class InceptionNet(nn.Module):
         stem_stride: stride of the stem convolution; 2 (the default) quarters the cost of
             every module and widens its receptive field, which small GAP nets need to
             learn quickly.
+        final_norm: a LayerNorm between the last pooled representation and ``fc`` (the
+            transformer's final norm); ``False`` builds the unnormalised head of older nets.
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class InceptionNet(nn.Module):
         stages: Sequence[int] = (2, 2, 2),
         residual: bool = False,
         stem_stride: int = 2,
+        final_norm: bool = True,
     ):
         super().__init__()
         stages = tuple(int(s) for s in stages)
@@ -122,6 +129,8 @@ class InceptionNet(nn.Module):
             nn.ModuleList(InceptionModule(width, residual) for _ in range(n)) for n in stages
         )
         self.pool = nn.MaxPool2d(2)
+        self.final_norm = final_norm
+        self.norm = nn.LayerNorm(width) if final_norm else nn.Identity()
         self.fc = nn.Linear(width, n_classes)
 
     @property
@@ -139,6 +148,7 @@ class InceptionNet(nn.Module):
             "stages": list(self.stages_spec),
             "residual": self.residual,
             "stem_stride": self.stem_stride,
+            "final_norm": self.final_norm,
         }
 
     def _pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -157,13 +167,13 @@ class InceptionNet(nn.Module):
         """Every layer's representation, ``[b, L + 1, width]``.
 
         ``l = 0`` is the stem output and ``l = 1..L`` each module's output, all averaged
-        over space; ``fc(representations(x)[:, -1]) == forward(x)``.
+        over space; ``fc(norm(representations(x)[:, -1])) == forward(x)``.
         """
         return torch.stack(self._pooled(x), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[b, n_classes]`` of images ``[b, in_channels, H, W]``."""
-        return self.fc(self._pooled(x)[-1])
+        return self.fc(self.norm(self._pooled(x)[-1]))
 
 
 def init_cnn(
@@ -174,6 +184,7 @@ def init_cnn(
     n_classes: int = 10,
     in_channels: int = 1,
     stem_stride: int = 2,
+    final_norm: bool = True,
 ) -> InceptionNet:
     """A freshly initialised :class:`InceptionNet` (eval mode).
 
@@ -188,6 +199,7 @@ def init_cnn(
         stages=stages,
         residual=residual,
         stem_stride=stem_stride,
+        final_norm=final_norm,
     )
     return model.eval()
 
@@ -222,6 +234,7 @@ def load_cnn(folder: str | Path) -> InceptionNet:
             stages=config["stages"],
             residual=bool(config["residual"]),
             stem_stride=int(config["stem_stride"]),
+            final_norm=bool(config.get("final_norm", False)),  # older nets had none
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"corrupt CNN config {config_path}: {err!r}") from None

@@ -152,9 +152,9 @@ def evaluate_lenses(
     """
     from iterlens.probing.metrics import (
         PER_EXAMPLE,
+        FinalDist,
         LayerAccumulator,
         _ce,
-        log_probs,
         prediction_depth,
     )
 
@@ -181,21 +181,17 @@ def evaluate_lenses(
     ):
         sel = slice(start, start + len(batch.targets))
         start += len(batch.targets)
-        final_logits = readout(batch.hidden[:, n_layers])
-        final_top1 = final_logits.argmax(-1)
-        final_logp = log_probs(final_logits)
-        final_ce = _ce(final_logp, batch.targets).double()
+        final = FinalDist.of(readout(batch.hidden[:, n_layers]))
+        final_ce = _ce(final.logp, batch.targets).double()
         for name, lens in lenses.items():
             top1 = []
             for layer in range(n_layers + 1):
                 logits = lens(batch.hidden[:, layer], layer)
-                values = acc[name, layer].update(
-                    logits, final_logits, batch.targets, batch.inputs, final_logp
-                )
+                values = acc[name, layer].update(logits, final, batch.targets, batch.inputs)
                 for m in PER_EXAMPLE:
                     kept[f"{name}.{m}"][sel, layer] = values[m].cpu().numpy()
-                top1.append(logits.argmax(-1))
-            depth = prediction_depth(torch.stack(top1, 1), final_top1)
+                top1.append(values["top1"])
+            depth = prediction_depth(torch.stack(top1, 1), final.top1)
             depth = depth.cpu()
             depth_count[name] += torch.bincount(depth, minlength=n_layers + 2).double()
             depth_ce[name].index_add_(0, depth, final_ce.cpu())

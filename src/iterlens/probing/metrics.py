@@ -7,6 +7,7 @@ accumulators keep sums and histograms, so memory does not grow with the example 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,8 +36,9 @@ def entropy_bits(logits: torch.Tensor) -> torch.Tensor:
     return _entropy(log_probs(logits))
 
 
-def _kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-    return (logp.exp() * (logp - logq)).sum(-1) / LN2
+def _kl(logp: torch.Tensor, logq: torch.Tensor, p: torch.Tensor | None = None) -> torch.Tensor:
+    p = logp.exp() if p is None else p  # p = exp(logp), passed where it is shared
+    return (p * (logp - logq)).sum(-1) / LN2
 
 
 def _ce(logq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -82,6 +84,22 @@ def prediction_depth(top1: torch.Tensor, final_top1: torch.Tensor) -> torch.Tens
     return n_layers - all_later.long().sum(1)
 
 
+@dataclass(frozen=True)
+class FinalDist:
+    """The final distribution of one batch, computed once and shared by every lens and layer."""
+
+    logits: torch.Tensor
+    logp: torch.Tensor
+    p: torch.Tensor
+    top1: torch.Tensor
+
+    @classmethod
+    def of(cls, logits: torch.Tensor) -> FinalDist:
+        """Log-probabilities, probabilities and top-1 of the final ``logits``."""
+        logp = log_probs(logits)
+        return cls(logits, logp, logp.exp(), logits.argmax(-1))
+
+
 class LayerAccumulator:
     """Running sums of the per-layer metrics of one lens on one store."""
 
@@ -103,26 +121,26 @@ class LayerAccumulator:
     def update(
         self,
         lens_logits: torch.Tensor,
-        final_logits: torch.Tensor,
+        final: torch.Tensor | FinalDist,
         targets: torch.Tensor,
         inputs: torch.Tensor,
-        final_logp: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Add one batch; return its per-example values (:data:`PER_EXAMPLE` metrics).
+        """Add one batch; return its per-example values (:data:`PER_EXAMPLE`, and ``top1``).
 
-        ``final_logp`` (``log_probs(final_logits)``) may be passed to share it between
-        the lenses and layers of one batch; the lens's log-probabilities are computed once.
+        ``top1`` is the lens's top-1 class. ``final``: the final logits, or their
+        :class:`FinalDist`, to share it between the lenses and layers of one batch. The
+        lens's log-probabilities are computed once.
         """
-        final_top1 = final_logits.argmax(-1)
+        if not isinstance(final, FinalDist):
+            final = FinalDist.of(final)
         top1 = lens_logits.argmax(-1)
         logq = log_probs(lens_logits)
-        if final_logp is None:
-            final_logp = log_probs(final_logits)
         values = {
-            "kl_bits": _kl(final_logp, logq),
+            "kl_bits": _kl(final.logp, logq, final.p),
             "ce_bits": _ce(logq, targets),
-            "top1_agree": (top1 == final_top1).float(),
+            "top1_agree": (top1 == final.top1).float(),
             "top1_acc": (top1 == targets).float(),
+            "top1": top1,
         }
         self.n += len(targets)
         self.sums["kl_bits"] += values["kl_bits"].double().sum().item()
@@ -130,7 +148,7 @@ class LayerAccumulator:
         self.sums["top1_agree"] += values["top1_agree"].sum().item()
         self.sums["top1_acc"] += values["top1_acc"].sum().item()
         self.sums["entropy_bits"] += _entropy(logq).double().sum().item()
-        ranks = rank_of(lens_logits, final_top1)
+        ranks = rank_of(lens_logits, final.top1)
         self.rank_hist["final_top1"] += np.bincount(
             ranks.cpu().numpy(), minlength=len(self.rank_hist["final_top1"])
         )

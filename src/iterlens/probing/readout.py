@@ -149,11 +149,16 @@ def readout_from_lm(model: nn.Module) -> Readout:
 
 
 def readout_from_cnn(model: nn.Module) -> Readout:
-    """A CNN's final readout: identity norm + a copy of its ``fc`` head (eval mode)."""
-    head = nn.Linear(model.fc.in_features, model.fc.out_features)
+    """A CNN's final readout: copies of its final norm (LayerNorm or identity) and ``fc`` head."""
+    d = model.fc.in_features
+    norm: nn.Module = nn.Identity()
+    if isinstance(model.norm, nn.LayerNorm):
+        norm = nn.LayerNorm(d, eps=model.norm.eps)
+        norm.load_state_dict(model.norm.state_dict())
+    head = nn.Linear(d, model.fc.out_features)
     head.load_state_dict(model.fc.state_dict())
     meta = {"family": "inception", "residual": bool(model.residual)}
-    return Readout(nn.Identity(), head, meta).eval()
+    return Readout(norm, head, meta).eval()
 
 
 def readout_from_model(model: nn.Module) -> Readout:
