@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from iterlens.probing.metrics import (
+    FinalDist,
     LayerAccumulator,
     ce_bits,
     entropy_bits,
     kl_bits,
-    log_probs,
     prediction_depth,
     rank_of,
     rank_summary,
@@ -87,10 +87,11 @@ def test_accumulator_values_equal_the_metric_functions_with_a_shared_final():
     targets = torch.tensor([0, 3, 6, 1, 2])
     inputs = torch.full((5,), -1)
     own = LayerAccumulator(7).update(lens, final, targets, inputs)
-    shared = LayerAccumulator(7).update(lens, final, targets, inputs, log_probs(final))
+    shared = LayerAccumulator(7).update(lens, FinalDist.of(final), targets, inputs)
     for values in (own, shared):
         assert torch.equal(values["kl_bits"], kl_bits(final, lens))
         assert torch.equal(values["ce_bits"], ce_bits(lens, targets))
+        assert torch.equal(values["top1"], lens.argmax(-1))
     acc = LayerAccumulator(7)
     acc.update(lens, final, targets, inputs)
     assert acc.result()["entropy_bits"] == pytest.approx(float(entropy_bits(lens).mean()))
