@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-min_version("8.0")
+min_version("9.17")  # priorities that depend on wildcards (lenses.smk)
 
 
 # The default config lives beside this Snakefile, so `--directory` works from anywhere;

@@ -51,8 +51,9 @@ TRAIN_THREADS = 8
 # The CNNs are small: one thread each trains them nearly as fast, and leaves the other cores
 # to the LM's jobs.
 CNN_THREADS = 1
-# The LM's chain (data, training, its untrained twin, extraction) is the longest of the DAG:
-# its jobs go first, so the CNN jobs fill the cores it leaves idle.
+# The LM's chain (data, training, its untrained twin, extraction, then the trained LM's lens
+# fit and evaluation) is the longest of the DAG: its jobs go first, so the other jobs fill the
+# cores it leaves idle.
 LM_PATH = 50
 # Device of extraction, lens fits, evaluation and transfer; those rules then ask for a GPU.
 DEVICE = config["device"]
@@ -95,6 +96,11 @@ def replicate_of(wildcards):
 def arch_of(wildcards):
     """The architecture of ``{model}`` (lm, cnn_plain, cnn_residual)."""
     return A.parse_model_name(wildcards.model)[0]
+
+
+def lens_priority(wildcards):
+    """The trained LM's lens fit and evaluation, the longest jobs of the DAG's tail, go first."""
+    return LM_PATH if wildcards.model in LM_TRAINED else 0
 
 
 def lens_dirs(wildcards):

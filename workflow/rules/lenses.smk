@@ -18,6 +18,7 @@ rule fit_lenses:
         curves=folder_of("output", "curves"),
         device=DEVICE,
     threads: 1
+    priority: lens_priority
     resources:
         mem_mb=4000,
         gpu=GPUS,
@@ -49,6 +50,7 @@ rule evaluate:
         store=folder_of("input", "store"),
         device=DEVICE,
     threads: 1
+    priority: lens_priority
     resources:
         mem_mb=4000,
         gpu=GPUS,
