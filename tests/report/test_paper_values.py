@@ -145,3 +145,90 @@ def test_figures_take_the_report_captions(tmp_path):
     assert caption_of("cnn_residual_transfer", CAPTIONS) == transfer
     with pytest.raises(FileNotFoundError, match="no caption for figure 'lm_nothing'"):
         caption_of("lm_nothing", CAPTIONS)
+
+
+def _lens_tables(folder, tuned, logit, shared, adjacent_frac, info_gain=2.0, half_width=0.1):
+    """lens_metrics.csv and transfer.csv of a 2-layer model (layers 0..2) from given KLs."""
+    folder.mkdir(parents=True)
+    rows = [
+        {
+            "lens": lens,
+            "layer": layer,
+            "kl_bits": kl,
+            "kl_bits_lo": kl - half_width,
+            "kl_bits_hi": kl + half_width,
+            "kl_frac": kl / info_gain,
+            "ce_bits": 5 + kl,
+            "top1_acc": 0.5,
+        }
+        for lens, kls in (("logit", logit), ("tuned", tuned), ("shared", shared))
+        for layer, kl in enumerate(kls)
+    ]
+    pd.DataFrame(rows).to_csv(folder / "lens_metrics.csv", index=False)
+    pairs = [
+        {
+            "lens_layer": i,
+            "data_layer": j,
+            "distance": j - i,
+            "ce_penalty_bits": 0.0 if i == j else 9.0,
+            "kl_penalty_bits": 0.0 if i == j else 9.0,
+            # adjacent pairs among layers 1..2 carry the given value; layer 0's carry 100
+            "ce_penalty_frac": 0.0 if i == j else 100.0 if 0 in (i, j) else adjacent_frac,
+        }
+        for i in range(3)
+        for j in range(3)
+    ]
+    pd.DataFrame(pairs).to_csv(folder / "transfer.csv", index=False)
+    return str(folder / "lens_metrics.csv"), str(folder / "transfer.csv")
+
+
+def test_rotated_control_values_and_claims_by_hand(tmp_path):
+    from iterlens.report.controls import rotated_control_table
+    from iterlens.report.paper_values import Values, _rotated
+
+    tables = tmp_path / "results" / "tables"
+    original = _lens_tables(tables / "lm", [1.0, 0.5, 0], [6.0, 1.0, 0], [1.5, 0.7, 0.2], 0.25)
+    twin = _lens_tables(tables / "lm_rotated", [1.05, 0.45, 0], [3.0, 4.0, 0], [2.0, 1.5, 0.9], 2.5)
+    control = rotated_control_table([original[0], twin[0]], [original[1], twin[1]])
+    control.to_csv(tables / "rotated_control.csv", index=False)
+    vals = Values(tmp_path)
+    assert _rotated(vals) == ["lm"]
+    v = {name: entry["value"] for name, entry in vals.values.items()}
+    assert v["lm.rotated.tuned_kl_mean"] == pytest.approx(0.75)  # layers 0..1
+    assert v["lm.original.logit_kl_frac_min"] == pytest.approx(0.5)  # 1.0 / 2 at layer 1
+    assert v["lm.rotated.logit_kl_frac_min"] == pytest.approx(1.5)  # 3.0 / 2 at layer 0
+    # shared minus tuned over layers 1..2, over the information gain: (0.2 + 0.2) / 2 / 2
+    assert v["lm.original.shared_kl_penalty_frac"] == pytest.approx(0.1)
+    assert v["lm.rotated.shared_kl_penalty_frac"] == pytest.approx((1.05 + 0.9) / 2 / 2)
+    assert v["lm.rotated.transfer_ce_penalty_adjacent_frac"] == pytest.approx(2.5)
+    assert v["lm.rotated.tuned_in_interval_layers"] == 2  # 1.05 in [0.9, 1.1], 0.45 in [0.4, 0.6]
+    assert v["lm.rotated.layers_checked"] == 2
+    assert "lm.rotated.tuned_kl_mean_lo" not in v  # a mean of per-layer bounds is no interval
+    claims = {name: c["holds"] for name, c in vals.claims.items()}
+    assert claims == {
+        "lm_rotated_tuned_matches": True,
+        "lm_rotated_logit_fails": True,
+        "lm_rotated_transfer_worse": True,
+        "lm_rotated_shared_worse": True,
+    }
+    for entry in vals.values.values():  # every value recomputes from its own spec
+        assert fmt(evaluate(entry["spec"], tmp_path), entry["digits"]) == entry["text"]
+
+    # A twin read worse than the interval at one layer, and read by its logit lens at another.
+    frame = control.copy()
+    twin_row = (frame.twin == "rotated") & (frame.layer == 1)
+    frame.loc[twin_row, "tuned_kl_in_original_interval"] = 0.0
+    frame.loc[twin_row, "logit_kl_frac"] = 0.3
+    frame.to_csv(tables / "rotated_control.csv", index=False)
+    vals = Values(tmp_path)
+    _rotated(vals)
+    assert vals.values["lm.rotated.tuned_in_interval_layers"]["text"] == "1"
+    assert vals.claims["lm_rotated_tuned_matches"]["holds"] is False
+    assert vals.claims["lm_rotated_logit_fails"]["holds"] is False
+
+
+def test_no_rotated_control_no_rotated_values(tmp_path):
+    root = write_fake_results(tmp_path)
+    out = collect(root, [], CAPTIONS)
+    assert out["has"]["rotated"] is False and out["rotated_families"] == []
+    assert not any(".rotated." in k for k in out["values"])

@@ -16,8 +16,9 @@ def test_smoke_run_has_the_rotated_control(smoke_run):
         wide = rows.pivot(index="layer", columns="twin", values="logit_kl_bits")
         last = wide.index.max()
         assert (wide.loc[last] == 0).all(), model  # Q_L = I: the final logits are unchanged
-        middle = wide.loc[1 : last - 1]
-        assert (middle["rotated"] > middle["original"]).all(), model  # the logit lens fails
+        if model == "lm":  # where the model's own logit lens works, the twin's fails
+            middle = wide.loc[1 : last - 1]
+            assert (middle["rotated"] > middle["original"]).all(), model
     assert table.dropna(subset=["abs_distance"])["transfer_kl_penalty_bits"].notna().all()
     assert (smoke_run / "results" / "figures" / "rotated_control.png").stat().st_size > 10_000
     probed = smoke_run / "results" / "probed"

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from iterlens.artifacts import model_of_table  # noqa: E402
@@ -25,10 +26,14 @@ def _split_name(name: str) -> tuple[str, str]:
 def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> pd.DataFrame:
     """One long table: per model and twin, lens KLs by layer and transfer by distance.
 
-    Layer rows: logit- and tuned-lens KL to the final distribution, the shared lens's KL and
-    its penalty against the tuned lens (KL and CE, bits), and the free probe's accuracy where
-    one was fitted. Distance rows: the mean transfer penalty of the tuned lens by ``|i - j|``
-    over layers 1..L (layer 0, the input side, is left out as in every transfer summary).
+    Layer rows: logit- and tuned-lens KL to the final distribution (the tuned lens's with its
+    95% interval, the logit lens's also as a fraction of the information gain, where the
+    tables carry them), the shared lens's KL and its penalty against the tuned lens (KL and
+    CE, bits), and the free probe's accuracy where one was fitted. A twin's rows also say
+    whether its tuned-lens KL lies inside the original's interval at that layer
+    (``tuned_kl_in_original_interval``, 1 or 0). Distance rows: the mean transfer penalty of
+    the tuned lens by ``|i - j|`` over layers 1..L (layer 0, the input side, is left out as in
+    every transfer summary).
 
     Tables are named by their folder (``results/tables/<model>[_rotated]/``).
     """
@@ -38,9 +43,12 @@ def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> p
     for path in metrics:
         model, twin = _split_name(model_of_table(path))
         table = read_table(path)
-        kl = table.pivot(index="layer", columns="lens", values="kl_bits")
-        ce = table.pivot(index="layer", columns="lens", values="ce_bits")
-        acc = table.pivot(index="layer", columns="lens", values="top1_acc")
+        wide = {
+            column: table.pivot(index="layer", columns="lens", values=column)
+            for column in ("kl_bits", "ce_bits", "top1_acc", "kl_bits_lo", "kl_bits_hi", "kl_frac")
+            if column in table
+        }
+        kl, ce = wide["kl_bits"], wide["ce_bits"]
         n_layers = int(table["layer"].max())
         for layer in kl.index:
             rows.append(
@@ -50,11 +58,14 @@ def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> p
                     "layer": int(layer),
                     "depth_frac": layer / n_layers,
                     "logit_kl_bits": kl.loc[layer, "logit"],
+                    "logit_kl_frac": _at(wide, "kl_frac", layer, "logit"),
                     "tuned_kl_bits": kl.loc[layer, "tuned"],
+                    "tuned_kl_interval_lo": _at(wide, "kl_bits_lo", layer, "tuned"),
+                    "tuned_kl_interval_hi": _at(wide, "kl_bits_hi", layer, "tuned"),
                     "shared_kl_bits": kl.loc[layer, "shared"],
                     "shared_kl_penalty_bits": kl.loc[layer, "shared"] - kl.loc[layer, "tuned"],
                     "shared_ce_penalty_bits": ce.loc[layer, "shared"] - ce.loc[layer, "tuned"],
-                    "probe_top1_acc": acc.loc[layer, "probe"] if "probe" in acc else float("nan"),
+                    "probe_top1_acc": _at(wide, "top1_acc", layer, "probe"),
                 }
             )
     for path in transfers:
@@ -72,7 +83,24 @@ def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> p
                     "transfer_ce_penalty_bits": r["ce_penalty_bits"],
                 }
             )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    original = out[(out["twin"] == "original") & out["layer"].notna()].set_index(["model", "layer"])
+    twins = out.index[(out["twin"] == "rotated") & out["layer"].notna()]
+    key = pd.MultiIndex.from_frame(out.loc[twins, ["model", "layer"]])
+    lo = original["tuned_kl_interval_lo"].reindex(key).to_numpy()
+    hi = original["tuned_kl_interval_hi"].reindex(key).to_numpy()
+    value = out.loc[twins, "tuned_kl_bits"].to_numpy()
+    inside = ((lo <= value) & (value <= hi)).astype(float)
+    inside[np.isnan(lo) | np.isnan(hi)] = np.nan  # no interval (or no original) to compare with
+    out["tuned_kl_in_original_interval"] = np.nan
+    out.loc[twins, "tuned_kl_in_original_interval"] = inside
+    return out
+
+
+def _at(wide: dict[str, pd.DataFrame], column: str, layer: int, lens: str) -> float:
+    """``column`` of ``lens`` at ``layer``, NaN where the table lacks either."""
+    frame = wide.get(column)
+    return float(frame.loc[layer, lens]) if frame is not None and lens in frame else float("nan")
 
 
 def plot_rotated_control(inputs: Sequence[str]) -> plt.Figure:

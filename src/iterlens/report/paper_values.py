@@ -47,6 +47,7 @@ HEADLINE_COLUMNS = [
 ]
 # Outputs of later stages the paper reports on when a run has them.
 OPTIONAL_DIRS = {"vocab": "results/vocab", "release": "results/release"}
+AGGS = ("first", "mean", "min", "max", "sum", "count")
 OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 
@@ -78,7 +79,8 @@ def evaluate(spec: dict[str, Any], root: str | Path = ".") -> float:
     """Recompute a value from its spec, reading ``spec['table']`` under ``root``.
 
     Spec keys: ``table``; ``where`` (column -> value or list of values); ``column``; ``agg``
-    (``first`` (exactly one row), ``mean``, ``min``, ``max``); optional ``minus`` (a ``where``
+    (``first`` (exactly one row), ``mean``, ``min``, ``max``, ``sum``, ``count``); optional
+    ``minus`` (a ``where``
     override whose rows, paired on ``pair_on``, are subtracted before the reduction).
     """
     df = read_table(Path(root) / spec["table"])
@@ -95,6 +97,8 @@ def evaluate(spec: dict[str, Any], root: str | Path = ".") -> float:
     series = series.dropna()
     if series.empty:
         return math.nan  # the rows exist, the value is undefined (not informative)
+    if spec["agg"] not in AGGS:
+        raise ValueError(f"unknown agg {spec['agg']!r}; one of {', '.join(AGGS)}")
     if spec["agg"] == "first":
         if len(series) != 1:
             raise ValueError(f"{len(series)} rows in {spec['table']} for {spec}, expected one")
@@ -114,7 +118,8 @@ class Values:
         """Evaluate ``spec`` and record it as ``name``.
 
         Also records ``name_lo``/``name_hi`` when the table carries interval columns
-        ``<column>_lo``/``<column>_hi``; a value that is undefined (NaN) is left out.
+        ``<column>_lo``/``<column>_hi`` and the value is one row's (``agg: first``); a value
+        that is undefined (NaN) is left out.
         """
         digits = digits_for(spec["column"]) if digits is None else digits
         value = evaluate(spec, self.root)
@@ -129,8 +134,8 @@ class Values:
             "spec": spec,
         }
         columns = read_table(self.root / spec["table"]).columns
-        if "minus" in spec or spec["column"].endswith(("_lo", "_hi")):
-            return
+        if "minus" in spec or spec["agg"] != "first" or spec["column"].endswith(("_lo", "_hi")):
+            return  # bounds of a difference or of a reduction are not its interval
         for end in ("lo", "hi"):
             if f"{spec['column']}_{end}" in columns:
                 self.add(
@@ -250,6 +255,106 @@ def _simple_table(vals: Values, table: str, key: str) -> list[str]:
     return list(frame[key])
 
 
+def _rotated(vals: Values) -> list[str]:
+    """Values and claims of the rotated-twin control, per family: the model beside its twin.
+
+    What the control must show is checked here, not assumed: the twin's tuned-lens KL lies
+    inside the model's 95% interval at every layer 0..L-1; its logit lens loses more than the
+    whole information gain there; its transfer and shared-lens penalties, as fractions of the
+    information gain, exceed the model's.
+
+    Returns:
+        The families with a twin (none where the run has no rotated control).
+    """
+    path = vals.root / A.ROTATED_CONTROL
+    if not path.exists():
+        return []
+    table = read_table(path)
+    families = list(dict.fromkeys(table["model"]))
+    for fam in families:
+        n_layers = int(table.loc[table["model"] == fam, "layer"].max())
+        below, upper = list(range(n_layers)), list(range(1, n_layers + 1))
+        for twin in ("original", "rotated"):
+            name, model = f"{fam}.{twin}", fam if twin == "original" else f"{fam}_rotated"
+            rows = {
+                "table": A.ROTATED_CONTROL,
+                "where": {"model": fam, "twin": twin, "layer": below},
+            }
+            vals.add(
+                f"{name}.tuned_kl_mean",
+                {**rows, "column": "tuned_kl_bits", "agg": "mean"},
+                f"{twin}: mean tuned-lens KL over layers 0..L-1",
+            )
+            vals.add(
+                f"{name}.logit_kl_frac_min",
+                {**rows, "column": "logit_kl_frac", "agg": "min"},
+                f"{twin}: least logit-lens KL over layers 0..L-1, over the information gain",
+            )
+            vals.add(
+                f"{name}.shared_kl_penalty_frac",
+                {
+                    "table": A.LENS_METRICS.format(model=model),
+                    "where": {"lens": "shared", "layer": upper},
+                    "column": "kl_frac",
+                    "minus": {"lens": "tuned"},
+                    "pair_on": "layer",
+                    "agg": "mean",
+                },
+                f"{twin}: mean over layers 1..L of shared minus tuned KL, over the info gain",
+            )
+            vals.add(
+                f"{name}.transfer_ce_penalty_adjacent_frac",
+                {
+                    "table": A.TRANSFER.format(model=model),
+                    "where": {"lens_layer": upper, "data_layer": upper, "distance": [-1, 1]},
+                    "column": "ce_penalty_frac",
+                    "agg": "mean",
+                },
+                f"{twin}: mean CE transfer penalty between adjacent layers of 1..L, "
+                "over the information gain",
+            )
+        twin_rows = {
+            "table": A.ROTATED_CONTROL,
+            "where": {"model": fam, "twin": "rotated", "layer": below},
+        }
+        vals.add(
+            f"{fam}.rotated.tuned_in_interval_layers",
+            {**twin_rows, "column": "tuned_kl_in_original_interval", "agg": "sum"},
+            "layers 0..L-1 where the twin's tuned-lens KL is inside the model's 95% interval",
+            digits=0,
+        )
+        vals.add(
+            f"{fam}.rotated.layers_checked",
+            {**twin_rows, "column": "layer", "agg": "count"},
+            "layers 0..L-1",
+        )
+        c = vals.claim
+        c(
+            f"{fam}_rotated_tuned_matches",
+            f"{fam}.rotated.tuned_in_interval_layers",
+            ">=",
+            f"{fam}.rotated.layers_checked",
+            f"the tuned lens reads the rotated {fam} within the model's interval at every layer",
+        )
+        c(
+            f"{fam}_rotated_logit_fails",
+            f"{fam}.rotated.logit_kl_frac_min",
+            ">",
+            1.0,
+            f"the logit lens of the rotated {fam} loses more than the information gain at "
+            "every layer 0..L-1",
+        )
+        for what in ("transfer_ce_penalty_adjacent_frac", "shared_kl_penalty_frac"):
+            c(
+                f"{fam}_rotated_{what.split('_')[0]}_worse",
+                f"{fam}.rotated.{what}",
+                ">",
+                f"{fam}.original.{what}",
+                f"the rotated {fam}'s {what} exceeds the model's",
+            )
+    return families
+
+
 def _claims(vals: Values) -> None:
     c = vals.claim
     c(
@@ -322,7 +427,8 @@ def collect(
     loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
     _simple_table(vals, A.VISION_SUMMARY, "model")
     _claims(vals)
-    has_frac = any(k.endswith("_frac") for k in vals.values)
+    frac_columns = sorted({k.split(".", 1)[1] for k in vals.values if k.endswith("_frac")})
+    rotated = _rotated(vals)
     return {
         "schema": SCHEMA_VERSION,
         "values": vals.values,
@@ -330,15 +436,15 @@ def collect(
         "has": {
             "vision": any(m.startswith("cnn_") for m in models),
             "intervals": any(k.endswith("_lo") for k in vals.values),
-            "frac": has_frac,
-            "rotated": any("rotated" in m for m in models),
+            "frac": bool(frac_columns),
+            "rotated": bool(rotated),
             "vocab": _nonempty(vals.root / OPTIONAL_DIRS["vocab"]),
             "release": _nonempty(vals.root / OPTIONAL_DIRS["release"]),
         },
         "models": models,
-        "headline_columns": [c for c in HEADLINE_COLUMNS]
-        + sorted({k.split(".", 1)[1] for k in vals.values if k.endswith("_frac")}),
+        "headline_columns": [c for c in HEADLINE_COLUMNS] + frac_columns,
         "loss_models": loss_rows,
+        "rotated_families": rotated,
         "layer_tables": layer_tables,
         "figures": figure_entries(figures, root, captions),
         "config": _config_values(config or {}),

@@ -138,6 +138,31 @@ def _findings(v: dict[str, Any]) -> list[str]:
                 f"({_n(v, 'vision_summary.cnn_plain.n_params')} and "
                 f"{_n(v, 'vision_summary.cnn_residual.n_params')} parameters)."
             )
+    says += _rotated_findings(v)
+    return says
+
+
+def _rotated_findings(v: dict[str, Any]) -> list[str]:
+    """One sentence per family with a rotated twin (none without the control)."""
+    says = []
+    for fam in v.get("rotated_families", []):
+        r, o = f"{fam}.rotated.", f"{fam}.original."
+        tuned = (
+            "reads it as well as the model (inside the model's interval at every layer 0..L-1)"
+            if _claim(v, f"{fam}_rotated_tuned_matches")
+            else f"reads it inside the model's interval at only "
+            f"{_n(v, r + 'tuned_in_interval_layers')} of {_n(v, r + 'layers_checked')} layers"
+        )
+        logit = "fails" if _claim(v, f"{fam}_rotated_logit_fails") else "does not fail"
+        says.append(
+            f"Rotated twin of {fam}: the tuned lens {tuned}, mean KL "
+            f"{_n(v, r + 'tuned_kl_mean')} vs {_n(v, o + 'tuned_kl_mean')} bits; the logit lens "
+            f"{logit} (KL at least {_n(v, r + 'logit_kl_frac_min')} times the information "
+            "gain); adjacent-layer transfer costs "
+            f"{_n(v, r + 'transfer_ce_penalty_adjacent_frac')} of the information gain vs "
+            f"{_n(v, o + 'transfer_ce_penalty_adjacent_frac')} on the model, the shared lens "
+            f"{_n(v, r + 'shared_kl_penalty_frac')} vs {_n(v, o + 'shared_kl_penalty_frac')}."
+        )
     return says
 
 
