@@ -88,7 +88,6 @@ def prediction_depth(top1: torch.Tensor, final_top1: torch.Tensor) -> torch.Tens
 class FinalDist:
     """The final distribution of one batch, computed once and shared by every lens and layer."""
 
-    logits: torch.Tensor
     logp: torch.Tensor
     p: torch.Tensor
     top1: torch.Tensor
@@ -97,7 +96,7 @@ class FinalDist:
     def of(cls, logits: torch.Tensor) -> FinalDist:
         """Log-probabilities, probabilities and top-1 of the final ``logits``."""
         logp = log_probs(logits)
-        return cls(logits, logp, logp.exp(), logits.argmax(-1))
+        return cls(logp, logp.exp(), logits.argmax(-1))
 
 
 class LayerAccumulator:

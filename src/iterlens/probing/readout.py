@@ -129,34 +129,34 @@ class Readout(nn.Module):
             )
 
 
-def readout_from_lm(model: nn.Module) -> Readout:
-    """Copy the final norm and unembedding of a causal LM into a :class:`Readout`."""
-    norm = final_norm_of(model)
-    head = model.get_output_embeddings()
-    d, n_out = head.in_features, head.out_features
-    if isinstance(norm, nn.LayerNorm):
-        new_norm: nn.Module = nn.LayerNorm(d, eps=norm.eps, bias=norm.bias is not None)
+def _copy_parts(norm: nn.Module, head: nn.Linear) -> tuple[nn.Module, nn.Linear]:
+    """Float32 copies of a final norm (LayerNorm, RMSNorm or none) and a linear head."""
+    d = head.in_features
+    if isinstance(norm, nn.Identity):
+        new_norm: nn.Module = nn.Identity()
+    elif isinstance(norm, nn.LayerNorm):
+        new_norm = nn.LayerNorm(d, eps=norm.eps, bias=norm.bias is not None)
     elif type(norm).__name__.endswith("RMSNorm"):
         eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
         new_norm = RMSNorm(d, eps=eps)
     else:
         raise NotImplementedError(f"unsupported final norm {type(norm).__name__}")
     new_norm.load_state_dict(norm.state_dict())
-    new_head = nn.Linear(d, n_out, bias=head.bias is not None)
+    new_head = nn.Linear(d, head.out_features, bias=head.bias is not None)
     new_head.load_state_dict(head.state_dict())
+    return new_norm.float(), new_head.float()
+
+
+def readout_from_lm(model: nn.Module) -> Readout:
+    """Copy the final norm and unembedding of a causal LM into a :class:`Readout`."""
+    norm, head = _copy_parts(final_norm_of(model), model.get_output_embeddings())
     meta = {"family": model_family(model), "name_or_path": model.config.name_or_path}
-    return Readout(new_norm.float(), new_head.float(), meta).eval()
+    return Readout(norm, head, meta).eval()
 
 
 def readout_from_cnn(model: nn.Module) -> Readout:
     """A CNN's final readout: copies of its final norm (LayerNorm or identity) and ``fc`` head."""
-    d = model.fc.in_features
-    norm: nn.Module = nn.Identity()
-    if isinstance(model.norm, nn.LayerNorm):
-        norm = nn.LayerNorm(d, eps=model.norm.eps)
-        norm.load_state_dict(model.norm.state_dict())
-    head = nn.Linear(d, model.fc.out_features)
-    head.load_state_dict(model.fc.state_dict())
+    norm, head = _copy_parts(model.norm, model.fc)
     meta = {"family": "inception", "residual": bool(model.residual)}
     return Readout(norm, head, meta).eval()
 

@@ -80,9 +80,11 @@ def evaluate(spec: dict[str, Any], root: str | Path = ".") -> float:
 
     Spec keys: ``table``; ``where`` (column -> value or list of values); ``column``; ``agg``
     (``first`` (exactly one row), ``mean``, ``min``, ``max``, ``sum``, ``count``); optional
-    ``minus`` (a ``where``
-    override whose rows, paired on ``pair_on``, are subtracted before the reduction).
+    ``minus`` (a ``where`` override whose rows, paired on ``pair_on``, are subtracted before
+    the reduction).
     """
+    if spec["agg"] not in AGGS:
+        raise ValueError(f"unknown agg {spec['agg']!r}; one of {', '.join(AGGS)}")
     df = read_table(Path(root) / spec["table"])
     rows = _select(df, spec.get("where", {}))
     if spec["column"] not in df.columns:
@@ -97,8 +99,6 @@ def evaluate(spec: dict[str, Any], root: str | Path = ".") -> float:
     series = series.dropna()
     if series.empty:
         return math.nan  # the rows exist, the value is undefined (not informative)
-    if spec["agg"] not in AGGS:
-        raise ValueError(f"unknown agg {spec['agg']!r}; one of {', '.join(AGGS)}")
     if spec["agg"] == "first":
         if len(series) != 1:
             raise ValueError(f"{len(series)} rows in {spec['table']} for {spec}, expected one")
@@ -274,20 +274,23 @@ def _rotated(vals: Values) -> list[str]:
     for fam in families:
         n_layers = int(table.loc[table["model"] == fam, "layer"].max())
         below, upper = list(range(n_layers)), list(range(1, n_layers + 1))
-        for twin in ("original", "rotated"):
-            name, model = f"{fam}.{twin}", fam if twin == "original" else f"{fam}_rotated"
-            rows = {
+        rows = {  # the control table's rows of each twin at layers 0..L-1
+            twin: {
                 "table": A.ROTATED_CONTROL,
                 "where": {"model": fam, "twin": twin, "layer": below},
             }
+            for twin in ("original", "rotated")
+        }
+        for twin in ("original", "rotated"):
+            name, model = f"{fam}.{twin}", fam if twin == "original" else f"{fam}_rotated"
             vals.add(
                 f"{name}.tuned_kl_mean",
-                {**rows, "column": "tuned_kl_bits", "agg": "mean"},
+                {**rows[twin], "column": "tuned_kl_bits", "agg": "mean"},
                 f"{twin}: mean tuned-lens KL over layers 0..L-1",
             )
             vals.add(
                 f"{name}.logit_kl_frac_min",
-                {**rows, "column": "logit_kl_frac", "agg": "min"},
+                {**rows[twin], "column": "logit_kl_frac", "agg": "min"},
                 f"{twin}: least logit-lens KL over layers 0..L-1, over the information gain",
             )
             vals.add(
@@ -313,19 +316,15 @@ def _rotated(vals: Values) -> list[str]:
                 f"{twin}: mean CE transfer penalty between adjacent layers of 1..L, "
                 "over the information gain",
             )
-        twin_rows = {
-            "table": A.ROTATED_CONTROL,
-            "where": {"model": fam, "twin": "rotated", "layer": below},
-        }
         vals.add(
             f"{fam}.rotated.tuned_in_interval_layers",
-            {**twin_rows, "column": "tuned_kl_in_original_interval", "agg": "sum"},
+            {**rows["rotated"], "column": "tuned_kl_in_original_interval", "agg": "sum"},
             "layers 0..L-1 where the twin's tuned-lens KL is inside the model's 95% interval",
             digits=0,
         )
         vals.add(
             f"{fam}.rotated.layers_checked",
-            {**twin_rows, "column": "layer", "agg": "count"},
+            {**rows["rotated"], "column": "layer", "agg": "count"},
             "layers 0..L-1",
         )
         c = vals.claim
@@ -344,9 +343,12 @@ def _rotated(vals: Values) -> list[str]:
             f"the logit lens of the rotated {fam} loses more than the information gain at "
             "every layer 0..L-1",
         )
-        for what in ("transfer_ce_penalty_adjacent_frac", "shared_kl_penalty_frac"):
+        for short, what in (
+            ("transfer", "transfer_ce_penalty_adjacent_frac"),
+            ("shared", "shared_kl_penalty_frac"),
+        ):
             c(
-                f"{fam}_rotated_{what.split('_')[0]}_worse",
+                f"{fam}_rotated_{short}_worse",
                 f"{fam}.rotated.{what}",
                 ">",
                 f"{fam}.original.{what}",
