@@ -112,3 +112,33 @@ def test_heldout_size_has_a_floor_for_small_stores():
     assert heldout_size(0.015, 4000) == 256
     assert heldout_size(0.0, 1000) == 0
     assert heldout_size(0.5, 2) == 1
+
+
+def test_fused_kl_matches_autograd_through_log_softmax():
+    """KLFromLogits: the same per-row KL and the same gradient as the textbook formula."""
+    from iterlens.probing.fitting import KLFromLogits
+    from iterlens.probing.metrics import LN2, kl_bits
+
+    torch.manual_seed(0)
+    final = torch.randn(64, 50, dtype=torch.float64) * 3
+    logp = torch.log_softmax(final, -1)
+    p = logp.exp()
+    z = (torch.randn(64, 50, dtype=torch.float64) * 2).requires_grad_()
+    weights = torch.rand(64, dtype=torch.float64)  # a non-uniform upstream gradient
+
+    fused = KLFromLogits.apply(z, p, (p * logp).sum(-1))
+    (fused * weights).sum().backward()
+    fused_grad = z.grad.clone()
+    z.grad = None
+    plain = (p * (logp - torch.log_softmax(z, -1))).sum(-1)
+    (plain * weights).sum().backward()
+
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-12)
+    # and the metric's own float32 KL (bits)
+    torch.testing.assert_close(
+        fused.detach(), kl_bits(final, z.detach()).double() * LN2, rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(fused_grad, z.grad, rtol=0, atol=1e-12)
+    # by hand: the gradient of KL(p || softmax(z)) is softmax(z) - p, row by row
+    expected = (torch.softmax(z.detach(), -1) - p) * weights[:, None]
+    torch.testing.assert_close(fused_grad, expected, rtol=0, atol=1e-12)

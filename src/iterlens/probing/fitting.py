@@ -24,6 +24,30 @@ from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
 
+class KLFromLogits(torch.autograd.Function):
+    """Per-row ``KL(p || softmax(z))`` in nats, with its gradient ``softmax(z) - p`` in one pass.
+
+    ``apply(z, p, neg_entropy)``: ``z`` the lens logits ``[n, V]``, ``p`` the final
+    distribution and ``neg_entropy`` its ``sum p log p`` (both constants). The value is
+    ``sum p log p - sum p log q``, the same as autograd through ``log_softmax`` and
+    ``p * (log p - log q)``, which keeps more ``[n, V]`` temporaries and walks them in more
+    passes; the lens fits spend most of their time there (``benchmarks/kl_loss.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, p: torch.Tensor, neg_entropy: torch.Tensor) -> torch.Tensor:
+        """``sum p log p - sum p log q`` per row; keeps ``log q`` for the backward pass."""
+        logq = torch.log_softmax(z, -1)
+        ctx.save_for_backward(logq, p)
+        return neg_entropy - torch.linalg.vecdot(p, logq)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        """``(softmax(z) - p) * grad`` for ``z``; ``p`` and ``neg_entropy`` are constants."""
+        logq, p = ctx.saved_tensors
+        return logq.exp().sub_(p).mul_(grad[:, None]), None, None
+
+
 def _translators(lens: nn.Module, layers: Sequence[int]) -> dict[int, nn.Linear] | None:
     """The affine translator each layer goes through (``None``: not an affine-on-h lens)."""
     if isinstance(lens, LayerTunedLens):
@@ -176,32 +200,40 @@ def fit_lens(
     params = [p for p in lens.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
-    def loss_of(batch) -> torch.Tensor:
-        with torch.no_grad():
-            final_logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
-            final_p = final_logp.exp() if objective == "kl" else None
+    @torch.no_grad()
+    def final_of(batch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The KL target of a batch: the final distribution ``p`` and its ``sum p log p``."""
+        if objective != "kl":
+            return None
+        logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
+        p = logp.exp()
+        return p, torch.linalg.vecdot(p, logp)
+
+    def loss_of(batch, final: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        final = final or final_of(batch)
         loss = torch.zeros((), device=batch.hidden.device)
         for layer in layers:
-            logq = torch.log_softmax(lens(batch.hidden[:, col[layer]], layer), -1)
-            if objective == "kl":
-                per = (final_p * (final_logp - logq)).sum(-1)
+            logits = lens(batch.hidden[:, col[layer]], layer)
+            if final is not None:
+                per = KLFromLogits.apply(logits, *final)
             else:
-                per = -logq.gather(-1, batch.targets[:, None])[:, 0]
+                per = -torch.log_softmax(logits, -1).gather(-1, batch.targets[:, None])[:, 0]
             loss = loss + per.mean()
         return loss
 
     held = store.tail(holdout, load) if holdout else None
+    held_chunks = []  # (chunk, its KL target): the target is computed once, not every evaluation
+    for start in range(0, holdout, 512):
+        part = slice(start, start + 512)
+        chunk = type(held)(held.hidden[part], held.targets[part], held.inputs[part])
+        held_chunks.append((chunk, final_of(chunk)))
 
     @torch.no_grad()
     def heldout_loss() -> float:
         lens.eval()
-        total = 0.0
-        for start in range(0, len(held.targets), 2048):
-            part = slice(start, start + 2048)
-            chunk = type(held)(held.hidden[part], held.targets[part], held.inputs[part])
-            total += loss_of(chunk).item() * len(chunk.targets)
+        total = sum(loss_of(c, final).item() * len(c.targets) for c, final in held_chunks)
         lens.train()
-        return total / len(held.targets) / len(layers)
+        return total / holdout / len(layers)
 
     rows: list[dict] = []
     since: list[float] = []

@@ -36,9 +36,17 @@ def entropy_bits(logits: torch.Tensor) -> torch.Tensor:
     return _entropy(log_probs(logits))
 
 
-def _kl(logp: torch.Tensor, logq: torch.Tensor, p: torch.Tensor | None = None) -> torch.Tensor:
-    p = logp.exp() if p is None else p  # p = exp(logp), passed where it is shared
-    return (p * (logp - logq)).sum(-1) / LN2
+def _kl(
+    logp: torch.Tensor,
+    logq: torch.Tensor,
+    p: torch.Tensor | None = None,
+    neg_entropy: torch.Tensor | None = None,
+) -> torch.Tensor:
+    # sum p log p - sum p log q: two dot products, no [n, V] temporaries. p = exp(logp) and
+    # neg_entropy = sum p log p are passed where one final distribution serves many lenses.
+    p = logp.exp() if p is None else p
+    neg_entropy = torch.linalg.vecdot(p, logp) if neg_entropy is None else neg_entropy
+    return (neg_entropy - torch.linalg.vecdot(p, logq)) / LN2
 
 
 def _ce(logq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -46,7 +54,7 @@ def _ce(logq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def _entropy(logq: torch.Tensor) -> torch.Tensor:
-    return -(logq.exp() * logq).sum(-1) / LN2
+    return -torch.linalg.vecdot(logq.exp(), logq) / LN2
 
 
 def prior_ce_bits(train_targets: np.ndarray, held_out: np.ndarray, n_classes: int) -> np.ndarray:
@@ -63,7 +71,7 @@ def prior_ce_bits(train_targets: np.ndarray, held_out: np.ndarray, n_classes: in
 def rank_of(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Per-example rank of ``ids`` under ``logits`` (0 = top-1): count of larger logits."""
     chosen = logits.gather(-1, ids.long()[:, None])
-    return (logits > chosen).sum(-1)
+    return (logits > chosen).sum(-1, dtype=torch.int32).long()  # int32: no int64 [n, V] copy
 
 
 def prediction_depth(top1: torch.Tensor, final_top1: torch.Tensor) -> torch.Tensor:
@@ -90,13 +98,15 @@ class FinalDist:
 
     logp: torch.Tensor
     p: torch.Tensor
+    neg_entropy: torch.Tensor
     top1: torch.Tensor
 
     @classmethod
     def of(cls, logits: torch.Tensor) -> FinalDist:
-        """Log-probabilities, probabilities and top-1 of the final ``logits``."""
+        """Log-probabilities, probabilities, ``sum p log p`` and top-1 of the final ``logits``."""
         logp = log_probs(logits)
-        return cls(logp, logp.exp(), logits.argmax(-1))
+        p = logp.exp()
+        return cls(logp, p, torch.linalg.vecdot(p, logp), logits.argmax(-1))
 
 
 class LayerAccumulator:
@@ -135,7 +145,7 @@ class LayerAccumulator:
         top1 = lens_logits.argmax(-1)
         logq = log_probs(lens_logits)
         values = {
-            "kl_bits": _kl(final.logp, logq, final.p),
+            "kl_bits": _kl(final.logp, logq, final.p, final.neg_entropy),
             "ce_bits": _ce(logq, targets),
             "top1_agree": (top1 == final.top1).float(),
             "top1_acc": (top1 == targets).float(),

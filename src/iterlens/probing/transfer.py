@@ -2,7 +2,7 @@
 
 ``transfer_ce[i, j] = ce(lens_i on h_j) - ce(lens_j on h_j)`` (bits), and the same with
 KL to the final distribution. The whole matrix is computed in one pass over the store:
-per batch, all L+1 translations of h_j are stacked and decoded by one readout call.
+per batch, every (i, j) block of logits is decoded and reduced to its CE and KL in place.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from tqdm.auto import tqdm
 from iterlens.probing.metrics import LN2
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
+
+
+def _logsumexp_(x: torch.Tensor) -> torch.Tensor:
+    """``torch.logsumexp(x, -1)`` computed in ``x``'s own memory (``x`` is overwritten)."""
+    top = x.amax(-1, keepdim=True)
+    return x.sub_(top).exp_().sum(-1).log_().add_(top[..., 0])
 
 
 @torch.no_grad()
@@ -34,19 +40,19 @@ def transfer_sums(
     b, n = hidden.shape[:2]
     final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
     final_p = final_logp.exp()
-    neg_entropy = (final_p * final_logp).sum(-1)  # [b]
+    neg_entropy = torch.linalg.vecdot(final_p, final_logp)  # [b]
     ce = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
     kl = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
     for j in range(n):
         h = hidden[:, j]
-        translated = torch.stack([lens.transform_hidden(h, i) for i in range(n)])  # [i, b, d]
-        logits = readout(translated)  # [i, b, V]
-        lse = torch.logsumexp(logits, -1)  # [i, b]
-        # CE = lse - logit[target];  KL = sum p log p - sum p logit + lse
-        target_logit = logits.gather(-1, targets[None, :, None].expand(n, -1, 1))[..., 0]
-        p_dot_logit = torch.einsum("ibv,bv->ib", logits, final_p)
-        ce[:, :, j] = (lse - target_logit).T.double() / LN2
-        kl[:, :, j] = (neg_entropy[None] - p_dot_logit + lse).T.double() / LN2
+        for i in range(n):  # one [b, V] block at a time: it stays in cache
+            logits = readout(lens.transform_hidden(h, i))
+            # CE = lse - logit[target];  KL = sum p log p - sum p logit + lse
+            target_logit = logits.gather(-1, targets[:, None])[:, 0]
+            p_dot_logit = torch.linalg.vecdot(logits, final_p)
+            lse = _logsumexp_(logits)
+            ce[:, i, j] = (lse - target_logit).double() / LN2
+            kl[:, i, j] = (neg_entropy - p_dot_logit + lse).double() / LN2
     return ce, kl
 
 
