@@ -8,7 +8,7 @@ weights), then measures on the same batches:
   - extraction (forward + residual hooks + writing shards to disk, tokens/s), with a float32
     store and with a float16 store,
   - tuned-lens training (s per step, s per 100 steps),
-  - the transfer matrix: batched (one pass) vs L^2 separate evaluation passes.
+  - the transfer matrix: one pass over the store (the library's) vs L^2 separate passes.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main() -> None:
         f"tuned lens fit      {fit / args.lens_steps:10.3f} s/step (batch 512, "
         f"{args.layers} layers)"
     )
-    print(f"transfer, batched   {batched:10.2f} s for the {n}x{n} matrix")
+    print(f"transfer, one pass  {batched:10.2f} s for the {n}x{n} matrix")
     print(f"transfer, separate  {separate:10.2f} s ({separate / batched:.1f}x slower)")
 
 
