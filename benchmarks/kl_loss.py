@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from iterlens.probing.fitting import KLFromLogits
+from iterlens.probing.metrics import FinalDist
 
 
 def main() -> None:
@@ -39,9 +40,7 @@ def main() -> None:
     translators = nn.ModuleList(nn.Linear(d, d) for _ in range(args.layers))
     hidden = torch.randn(args.batch, args.layers + 1, d)
     with torch.no_grad():
-        final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
-        final_p = final_logp.exp()
-        neg_entropy = torch.linalg.vecdot(final_p, final_logp)
+        final = FinalDist.of(readout(hidden[:, -1]))
 
     def step(fused: bool) -> torch.Tensor:
         loss = torch.zeros(())
@@ -49,9 +48,9 @@ def main() -> None:
             h = hidden[:, layer]
             logits = readout(h + t(h))
             if fused:
-                per = KLFromLogits.apply(logits, final_p, neg_entropy)
+                per = KLFromLogits.apply(logits, final.p, final.neg_entropy)
             else:
-                per = (final_p * (final_logp - torch.log_softmax(logits, -1))).sum(-1)
+                per = (final.p * (final.logp - torch.log_softmax(logits, -1))).sum(-1)
             loss = loss + per.mean()
         translators.zero_grad()
         loss.backward()

@@ -20,6 +20,7 @@ from torch import nn
 
 from iterlens.models.training import EarlyStopping, train, warmup_cosine
 from iterlens.probing.lenses import FreeProbe, LayerTunedLens, SharedLens, default_layers, make_lens
+from iterlens.probing.metrics import FinalDist
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -201,21 +202,17 @@ def fit_lens(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
     @torch.no_grad()
-    def final_of(batch) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The KL target of a batch: the final distribution ``p`` and its ``sum p log p``."""
-        if objective != "kl":
-            return None
-        logp = torch.log_softmax(readout(batch.hidden[:, col[n_layers]]), -1)
-        p = logp.exp()
-        return p, torch.linalg.vecdot(p, logp)
+    def final_of(batch) -> FinalDist | None:
+        """The KL target of a batch: its final distribution (``None`` for a CE fit)."""
+        return FinalDist.of(readout(batch.hidden[:, col[n_layers]])) if objective == "kl" else None
 
-    def loss_of(batch, final: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        final = final or final_of(batch)
+    def loss_of(batch, final: FinalDist | None = None) -> torch.Tensor:
+        final = final_of(batch) if final is None else final
         loss = torch.zeros((), device=batch.hidden.device)
         for layer in layers:
             logits = lens(batch.hidden[:, col[layer]], layer)
             if final is not None:
-                per = KLFromLogits.apply(logits, *final)
+                per = KLFromLogits.apply(logits, final.p, final.neg_entropy)
             else:
                 per = -torch.log_softmax(logits, -1).gather(-1, batch.targets[:, None])[:, 0]
             loss = loss + per.mean()

@@ -135,7 +135,7 @@ def evaluate_lenses(
     lenses: dict[str, nn.Module],
     store: ActivationStore,
     readout: Readout,
-    batch_size: int = 256,
+    batch_size: int = 1024,
     progress: bool = True,
     examples: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from iterlens.probing.metrics import LN2
+from iterlens.probing.metrics import LN2, FinalDist
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -38,9 +38,7 @@ def transfer_sums(
         ``(ce, kl)``, each ``[b, L+1, L+1]`` indexed ``[example, i, j]``, float64.
     """
     b, n = hidden.shape[:2]
-    final_logp = torch.log_softmax(readout(hidden[:, -1]), -1)
-    final_p = final_logp.exp()
-    neg_entropy = torch.linalg.vecdot(final_p, final_logp)  # [b]
+    final = FinalDist.of(readout(hidden[:, -1]))
     ce = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
     kl = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
     for j in range(n):
@@ -49,10 +47,10 @@ def transfer_sums(
             logits = readout(lens.transform_hidden(h, i))
             # CE = lse - logit[target];  KL = sum p log p - sum p logit + lse
             target_logit = logits.gather(-1, targets[:, None])[:, 0]
-            p_dot_logit = torch.linalg.vecdot(logits, final_p)
+            p_dot_logit = torch.linalg.vecdot(logits, final.p)
             lse = _logsumexp_(logits)
             ce[:, i, j] = (lse - target_logit).double() / LN2
-            kl[:, i, j] = (neg_entropy - p_dot_logit + lse).double() / LN2
+            kl[:, i, j] = (final.neg_entropy - p_dot_logit + lse).double() / LN2
     return ce, kl
 
 
