@@ -22,7 +22,8 @@ import torch
 
 from iterlens.models.lm import init_model, reference_config
 from iterlens.probing.extract import ResidualRecorder, extract_lm_shard
-from iterlens.probing.lenses import fit_lens, make_tuned_lens
+from iterlens.probing.fitting import fit_lens
+from iterlens.probing.lenses import make_tuned_lens
 from iterlens.probing.metrics import ce_bits
 from iterlens.probing.readout import readout_from_lm
 from iterlens.probing.store import ActivationStore, shard_path, write_manifest

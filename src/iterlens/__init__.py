@@ -15,7 +15,7 @@ The package, by subsystem (each a subpackage; the workflow in ``workflow/rules``
 - :mod:`iterlens.hub`: the Hugging Face Hub release (stage, push) and loading released lenses.
 - :mod:`iterlens.cli`: the command line, one module per group of commands.
 
-``iterlens.load_lens(repo_id_or_path, model)`` loads a released lens (ours, or any lens in
+``iterlens.load_released_lens(repo_id_or_path, model)`` loads a released lens (ours, or any lens in
 the ``tuned_lens`` layout) from a folder or the Hugging Face Hub.
 """
 
@@ -28,13 +28,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "load_lens"]
+__all__ = ["__version__", "load_released_lens"]
 
 
 def __getattr__(name: str):
     # Lazy, so that `import iterlens` (and the CLI) does not import torch.
-    if name == "load_lens":
-        from iterlens.hub.pull import load_lens
+    if name == "load_released_lens":
+        from iterlens.hub.pull import load_released_lens
 
-        return load_lens
+        return load_released_lens
     raise AttributeError(f"module 'iterlens' has no attribute {name!r}")

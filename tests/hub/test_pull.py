@@ -4,7 +4,7 @@ import pytest
 import torch
 from hub_fixtures import hub_cache, randomize  # noqa: F401 (fixtures)
 
-from iterlens.hub.pull import LensMismatchError, load_lens
+from iterlens.hub.pull import LensMismatchError, load_released_lens
 
 SPACE = "AlignmentResearch/tuned-lens"
 
@@ -51,7 +51,7 @@ def test_native_lens_round_trips_from_a_local_folder(tmp_path):
         lens = make_lens(kind, readout, 3)
         randomize(lens)
         save_lens(lens, tmp_path / "lenses" / kind, readout, 3)
-        loaded = load_lens(tmp_path, model, kind)
+        loaded = load_released_lens(tmp_path, model, kind)
         assert loaded.kind == kind and loaded.n_layers == 3
         assert_same_logits(lens, loaded)
 
@@ -59,8 +59,10 @@ def test_native_lens_round_trips_from_a_local_folder(tmp_path):
 def test_tuned_lens_layout_folder(tmp_path):
     model = tiny_gpt2()
     theirs = their_lens(model, tmp_path / "lens" / "tiny-gpt2")
-    assert_same_logits(theirs, load_lens(tmp_path, model))  # lens/<model name>/
-    assert_same_logits(theirs, load_lens(tmp_path / "lens" / "tiny-gpt2", model))  # the folder
+    assert_same_logits(theirs, load_released_lens(tmp_path, model))  # lens/<model name>/
+    assert_same_logits(
+        theirs, load_released_lens(tmp_path / "lens" / "tiny-gpt2", model)
+    )  # the folder
 
 
 @pytest.mark.parametrize("hash_key", ["unembed_hash", "unemebd_hash", None])
@@ -69,8 +71,10 @@ def test_space_layout_from_a_prefilled_hub_cache(tmp_path, hub_cache, hash_key):
     folder = tmp_path / "space" / "lens" / "tiny-gpt2"
     theirs = their_lens(model, folder, hash_key)
     hub_cache(SPACE, "space", tmp_path / "space")
-    assert_same_logits(theirs, load_lens(f"spaces/{SPACE}", model))
-    assert_same_logits(theirs, load_lens(SPACE, model, repo_type="space", lens_name="tiny-gpt2"))
+    assert_same_logits(theirs, load_released_lens(f"spaces/{SPACE}", model))
+    assert_same_logits(
+        theirs, load_released_lens(SPACE, model, repo_type="space", lens_name="tiny-gpt2")
+    )
 
 
 @pytest.mark.parametrize("hash_key", ["unembed_hash", "unemebd_hash"])
@@ -80,8 +84,10 @@ def test_a_lens_for_another_model_is_refused(tmp_path, hub_cache, hash_key):
     hub_cache(SPACE, "space", tmp_path / "space")
     model = tiny_gpt2(seed=0)
     with pytest.raises(LensMismatchError, match="made for another model.*unembedding hash"):
-        load_lens(f"spaces/{SPACE}", model)
-    lens = load_lens(f"spaces/{SPACE}", model, allow_mismatch=True)  # the explicit override
+        load_released_lens(f"spaces/{SPACE}", model)
+    lens = load_released_lens(
+        f"spaces/{SPACE}", model, allow_mismatch=True
+    )  # the explicit override
     assert lens.layer_translators[0].weight.abs().sum() > 0
 
 
@@ -93,7 +99,7 @@ def test_a_lens_of_another_shape_is_refused_even_with_the_override(tmp_path):
     ).eval()
     their_lens(tiny_gpt2(), tmp_path, None)
     with pytest.raises(LensMismatchError, match="3 layers, the model 2"):
-        load_lens(tmp_path, model, allow_mismatch=True)
+        load_released_lens(tmp_path, model, allow_mismatch=True)
 
 
 def test_native_lens_for_another_readout_is_refused(tmp_path):
@@ -103,13 +109,13 @@ def test_native_lens_for_another_readout_is_refused(tmp_path):
     other = readout_from_lm(tiny_gpt2(seed=1))
     save_lens(make_lens("shared", other, 3), tmp_path / "lenses" / "shared", other, 3)
     with pytest.raises(ValueError, match="unembedding does not match"):
-        load_lens(tmp_path, tiny_gpt2(), "shared")
-    assert load_lens(tmp_path, tiny_gpt2(), "shared", allow_mismatch=True).kind == "shared"
+        load_released_lens(tmp_path, tiny_gpt2(), "shared")
+    assert load_released_lens(tmp_path, tiny_gpt2(), "shared", allow_mismatch=True).kind == "shared"
 
 
 def test_missing_from_cache_names_the_reason(hub_cache):
     with pytest.raises(FileNotFoundError, match="not in the local cache"):
-        load_lens("nobody/nothing", tiny_gpt2())
+        load_released_lens("nobody/nothing", tiny_gpt2())
 
 
 def test_params_pt_is_loaded_without_pickle(tmp_path):
@@ -123,12 +129,12 @@ def test_params_pt_is_loaded_without_pickle(tmp_path):
 
     torch.save({"0.weight": Evil()}, folder / "params.pt")
     with pytest.raises(Exception, match="[Ww]eights only|weights_only|Unsupported"):
-        load_lens(tmp_path, model)
+        load_released_lens(tmp_path, model)
 
 
 def test_cli_pull_writes_an_evaluable_lens(tmp_path, hub_cache):
     from iterlens.cli import main
-    from iterlens.probing.lenses import load_lens as load_native
+    from iterlens.probing.lenses import load_lens
     from iterlens.probing.readout import readout_from_lm
 
     model = tiny_gpt2()
@@ -153,7 +159,7 @@ def test_cli_pull_writes_an_evaluable_lens(tmp_path, hub_cache):
         )
         == 0
     )
-    assert_same_logits(theirs, load_native(tmp_path / "pulled", readout))
+    assert_same_logits(theirs, load_lens(tmp_path / "pulled", readout))
     assert (
         main(
             [

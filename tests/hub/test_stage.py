@@ -101,7 +101,7 @@ def test_model_card_yaml_and_body(staged):
         if m["name"] == "tuned lens KL to final, layer 0 (bits)"
     )
     assert kl0 == pytest.approx(4.0)  # the table's value, not a typed one
-    assert f'iterlens.load_lens("{NAMESPACE}/{REPO}", model)' in text
+    assert f'iterlens.load_released_lens("{NAMESPACE}/{REPO}", model)' in text
     assert (
         f'TunedLens.from_model_and_pretrained(model, "{REPO}", repo_id="{NAMESPACE}/{REPO}"' in text
     )
@@ -129,7 +129,7 @@ def test_staged_lens_loads_in_tuned_lens_with_the_same_logits(staged, tiny_resul
     hub_cache(rid, "model", staged)
     model = AutoModelForCausalLM.from_pretrained(str(staged)).eval()
     theirs = TunedLens.from_model_and_pretrained(model, REPO, repo_id=rid, repo_type="model")
-    ours = iterlens.load_lens(rid, model)
+    ours = iterlens.load_released_lens(rid, model)
     h = torch.randn(5, 32)
     for layer in range(3):
         assert theirs.layer_translators[layer].weight.abs().sum() > 0

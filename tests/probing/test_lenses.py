@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import tiny_lm
 
+from iterlens.probing.fitting import fit_lens
 from iterlens.probing.lenses import (
     SharedLens,
-    fit_lens,
     load_lens,
     make_lens,
     make_tuned_lens,

@@ -4,7 +4,8 @@ import torch
 from conftest import layered_store
 
 from iterlens.cli import main
-from iterlens.probing.lenses import LogitLens, evaluate_lenses, fit_kind
+from iterlens.probing.fitting import fit_kind
+from iterlens.probing.lenses import LogitLens, evaluate_lenses
 from iterlens.probing.readout import Readout
 from iterlens.probing.rotate import layer_rotations, rotate_hidden, rotate_store
 from iterlens.probing.store import ActivationStore

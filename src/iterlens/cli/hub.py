@@ -106,7 +106,7 @@ def load_any_model(name_or_path: str):
     arg("--out", required=True, help="lens folder to write"),
 )
 def pull(args):
-    from iterlens.hub.pull import load_lens, readout_of
+    from iterlens.hub.pull import load_released_lens, readout_of
     from iterlens.probing.lenses import save_lens
     from iterlens.probing.readout import Readout
 
@@ -114,7 +114,7 @@ def pull(args):
         raise ValueError("give exactly one of --model and --readout")
     model = Readout.load(args.readout) if args.readout else load_any_model(args.model)
     try:
-        lens = load_lens(
+        lens = load_released_lens(
             args.source,
             model,
             args.kind,

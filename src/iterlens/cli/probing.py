@@ -198,9 +198,9 @@ def evaluate(args):
         if (Path(source) / artifacts.LENS_WEIGHTS).exists():
             lens = load_lens(source, readout_, allow_mismatch=args.allow_mismatch)
         else:  # a tuned-lens layout folder, or a Hub repo / Space with lens/<model>/
-            from iterlens.hub.pull import load_lens as load_released
+            from iterlens.hub.pull import load_released_lens
 
-            lens = load_released(
+            lens = load_released_lens(
                 source,
                 readout_,
                 lens_name=args.lens_name,
@@ -244,14 +244,17 @@ def evaluate(args):
 
 
 def _groups_and_prior(args, store, n_classes: int):
-    """Bootstrap groups (LM: documents; CNN: images) and each example's prior CE in bits."""
+    """Bootstrap groups (LM: documents; CNN: images) and each example's prior CE in bits.
+
+    Reads the per-example columns (targets, groups or inputs) shard by shard, never the
+    activations, so memory does not grow with the store's activations.
+    """
     import numpy as np
 
     from iterlens.probing.bootstrap import document_ids
     from iterlens.probing.metrics import prior_ce_bits
 
-    shards = [store.load_shard(i) for i in range(len(store.manifest["shards"]))]
-    targets = np.concatenate([s["targets"].numpy() for s in shards])
+    targets = store.column("targets").numpy()
     if store.manifest.get("domain", "lm") == "vision":
         from iterlens.data.images import image_splits
 
@@ -263,10 +266,10 @@ def _groups_and_prior(args, store, n_classes: int):
 
     train = np.asarray(load_tokens(args.train_tokens))
     prior = prior_ce_bits(train, targets, n_classes)
-    if all("groups" in s for s in shards):  # documents recorded at extraction
-        return np.concatenate([s["groups"].numpy() for s in shards]), prior
+    groups = store.column("groups")
+    if groups is not None:  # documents recorded at extraction
+        return groups.numpy(), prior
     eos = load_tokenizer(args.tokenizer).eos_token_id
     if eos is None:
         raise ValueError(f"tokenizer {args.tokenizer} has no EOS: documents cannot be told apart")
-    inputs = np.concatenate([s["inputs"].numpy() for s in shards])
-    return document_ids(inputs, eos), prior
+    return document_ids(store.column("inputs").numpy(), eos), prior

@@ -172,7 +172,7 @@ With iterlens:
 ```python
 import iterlens; {imports}
 {load_model}
-lens = iterlens.load_lens("{repo_id}", model)  # lens(h, layer) -> logits
+lens = iterlens.load_released_lens("{repo_id}", model)  # lens(h, layer) -> logits
 ```
 
 With tuned_lens (the tuned lens only):

@@ -52,7 +52,7 @@ def readout_of(model) -> Readout:
     )
 
 
-def n_layers_of(model) -> int | None:
+def n_layers_of_model(model) -> int | None:
     """Number of blocks L of ``model`` (None for a bare readout)."""
     config = getattr(model, "config", None)
     if isinstance(config, dict):  # iterlens CNN
@@ -214,7 +214,7 @@ def load_tuned_lens_files(
     return lens.eval()
 
 
-def load_lens(
+def load_released_lens(
     source: str | Path,
     model,
     kind: str = "tuned",
@@ -245,11 +245,13 @@ def load_lens(
         source, kind, lens_name, model_name or None, repo_type, revision
     )
     if layout == "tuned_lens":
-        lens = load_tuned_lens_files(config, weights, readout, n_layers_of(model), allow_mismatch)
+        lens = load_tuned_lens_files(
+            config, weights, readout, n_layers_of_model(model), allow_mismatch
+        )
         lens.n_layers = len(lens.layer_translators)
         return lens
-    from iterlens.probing.lenses import load_lens as load_native
+    from iterlens.probing.lenses import load_lens
 
-    lens = load_native(weights.parent, readout, allow_mismatch=allow_mismatch)
+    lens = load_lens(weights.parent, readout, allow_mismatch=allow_mismatch)
     lens.n_layers = int(json.loads(config.read_text())["n_layers"])
     return lens

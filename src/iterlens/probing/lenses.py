@@ -10,7 +10,8 @@ free probe         W_l h + c_l, from the class prior  cross-entropy to targets
 =================  =================================  ==============================
 
 The tuned lens *is* ``tuned_lens.TunedLens`` (so saved LM lenses load in that package);
-the readout passed to it is an :class:`iterlens.probing.readout.Readout`.
+the readout passed to it is an :class:`iterlens.probing.readout.Readout`. Fitting the trained
+lenses is :mod:`iterlens.probing.fitting`, which builds on this module (never the reverse).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tuned_lens.nn.lenses import TunedLensConfig
 from iterlens import artifacts
 from iterlens.artifacts import LENS_KINDS
 from iterlens.io import atomic_path, fingerprint, load_safetensors, save_safetensors
+from iterlens.probing.metrics import PER_EXAMPLE, FinalDist, LayerAccumulator, _ce, prediction_depth
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -150,14 +152,6 @@ def evaluate_lenses(
         ``(metrics, depth)``: per (lens, layer) metrics, and per (lens, depth) the
         count of examples with that prediction depth and their mean final CE in bits.
     """
-    from iterlens.probing.metrics import (
-        PER_EXAMPLE,
-        FinalDist,
-        LayerAccumulator,
-        _ce,
-        prediction_depth,
-    )
-
     store.check_readout(readout.fingerprint())
     n_layers = store.n_layers
     acc = {
@@ -278,12 +272,3 @@ def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False
             f"missing {missing}, unexpected {unexpected}"
         )
     return lens.eval()
-
-
-def __getattr__(name: str):
-    """Lens fitting moved to :mod:`iterlens.probing.fitting`; its names still import from here."""
-    if name in ("fit_lens", "fit_kind", "lstsq_init", "OBJECTIVES"):
-        from iterlens.probing import fitting
-
-        return getattr(fitting, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

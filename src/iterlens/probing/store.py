@@ -215,13 +215,8 @@ class ActivationStore:
                 f"got {fingerprint}"
             )
 
-    def load_shard(self, index: int) -> dict[str, torch.Tensor]:
-        """Load shard ``index`` fully into memory, verifying its bytes against the manifest.
-
-        Raises:
-            ValueError: the shard's SHA-256 differs from the manifest's (a corrupted or
-                swapped file), or it is not a readable safetensors file.
-        """
+    def _verified_path(self, index: int) -> Path:
+        """Path of shard ``index``, its SHA-256 checked against the manifest once per store."""
         entry = self.manifest["shards"][index]
         path = self.folder / entry["file"]
         if self.verify_hashes and index not in self._verified:
@@ -231,10 +226,43 @@ class ActivationStore:
                     f"{self.folder / MANIFEST}"
                 )
             self._verified.add(index)
+        return path
+
+    def load_shard(self, index: int) -> dict[str, torch.Tensor]:
+        """Load shard ``index`` fully into memory, verifying its bytes against the manifest.
+
+        Raises:
+            ValueError: the shard's SHA-256 differs from the manifest's (a corrupted or
+                swapped file), or it is not a readable safetensors file.
+        """
+        path = self._verified_path(index)
         try:
             return load_file(str(path))
         except Exception as err:
             raise ValueError(f"corrupt shard {path}: {err}") from None
+
+    def column(self, name: str) -> torch.Tensor | None:
+        """One per-example tensor (``targets``, ``inputs``, ``groups``) of the whole store.
+
+        Read shard by shard, that tensor alone (never ``hidden``), each shard verified as by
+        :meth:`load_shard`; the result is in store order, on the CPU.
+
+        Returns:
+            None if some shard lacks ``name`` (``groups`` is optional).
+        """
+        if name == "hidden":
+            raise ValueError("the activations are streamed (iter_batches), never read whole")
+        parts = []
+        for index in range(len(self.manifest["shards"])):
+            path = self._verified_path(index)
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    if name not in f.keys():
+                        return None
+                    parts.append(f.get_tensor(name))
+            except Exception as err:
+                raise ValueError(f"corrupt shard {path}: {err}") from None
+        return torch.cat(parts)
 
     def _kept(self, holdout: int) -> list[int]:
         """Examples of each shard left once the last ``holdout`` of the store are set aside."""

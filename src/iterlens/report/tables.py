@@ -17,7 +17,7 @@ from iterlens.report.uncertainty import (
     info_gain,
     masked_mean,
     model_info,
-    n_layers_of,
+    n_layers_in,
     put_estimate,
     transfer_masks,
 )
@@ -39,9 +39,7 @@ def lm_summary(
 
     vocab = Readout.load(vocab_of).n_classes
     store = ActivationStore(eval_store)
-    targets = np.concatenate(
-        [store.load_shard(i)["targets"].numpy() for i in range(len(store.manifest["shards"]))]
-    )
+    targets = store.column("targets").numpy()
     unigram = unigram_ce_bits(np.asarray(load_tokens(train_tokens)), targets, vocab)
     rows = [{"model": "unigram", "ce_bits": unigram, "ce_nats": unigram * math.log(2)}]
     for name, path in metrics.items():
@@ -130,7 +128,7 @@ def headline_row(name: str, ex: Examples) -> dict:
     """
     sums = all_sums(ex)
     info = model_info(ex, sums)
-    n_layers = n_layers_of(ex)
+    n_layers = n_layers_in(ex)
     row = {"model": name, "n_layers": n_layers, **info}
     blank = not info["informative"]
     below = slice(0, n_layers)
@@ -234,7 +232,7 @@ def contrast_table(examples: list[str]) -> pd.DataFrame:
 
 def _headline_stat(metric: str, ex: Examples):
     """The statistic behind one ``_frac`` headline column (for contrasts)."""
-    n_layers = n_layers_of(ex)
+    n_layers = n_layers_in(ex)
     if metric.startswith("transfer_ce_penalty_"):
         part = metric.removeprefix("transfer_ce_penalty_").removesuffix("_frac")
         return masked_mean("ce", transfer_masks(n_layers)[part], frac=True)

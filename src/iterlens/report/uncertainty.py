@@ -55,7 +55,7 @@ def all_sums(ex: Examples) -> GroupSums:
     return sums
 
 
-def n_layers_of(ex: Examples) -> int:
+def n_layers_in(ex: Examples) -> int:
     """L, from the per-example arrays ``[n, L + 1]``."""
     return next(iter(ex.values.values())).shape[1] - 1
 
@@ -210,7 +210,7 @@ def masked_mean(metric: str, mask: np.ndarray, frac: bool = False):
 def by_distance(ex: Examples, sums: GroupSums | None = None) -> pd.DataFrame:
     """Mean transfer penalty by |i - j| over layers 1..L, bits and frac, with intervals."""
     sums = sums or all_sums(ex)
-    n_layers = n_layers_of(ex)
+    n_layers = n_layers_in(ex)
     idx = np.arange(n_layers + 1)
     i, j = np.meshgrid(idx, idx, indexing="ij")
     rows = []
