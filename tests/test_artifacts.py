@@ -35,17 +35,30 @@ def test_model_of_table_is_its_folder():
 
 def test_replicate_zero_keeps_the_bare_name():
     assert model_name("lm") == "lm"
-    assert model_name("cnn_plain", 0, random=True) == "cnn_plain_random"
+    assert model_name("cnn_plain", 0, twin="random") == "cnn_plain_random"
+    assert model_name("cnn_plain", 0, twin="rotated") == "cnn_plain_rotated"
     assert replicates("cnn_plain", 3) == ["cnn_plain", "cnn_plain_s1", "cnn_plain_s2"]
     assert replicates("lm", 1) == ["lm"]
 
 
 @pytest.mark.parametrize(
-    "arch,replicate,random",
-    [("lm", 0, False), ("lm", 0, True), ("cnn_residual", 2, False), ("cnn_plain", 11, True)],
+    "base,replicate,twin",
+    [
+        ("lm", 0, "model"),
+        ("lm", 0, "random"),
+        ("cnn_residual", 2, "model"),
+        ("cnn_plain", 11, "random"),
+        ("cnn_plain", 0, "rotated"),
+        ("smol_lm2", 0, "rotated"),
+    ],
 )
-def test_names_round_trip(arch, replicate, random):
-    assert parse_model_name(model_name(arch, replicate, random)) == (arch, replicate, random)
+def test_names_round_trip(base, replicate, twin):
+    assert parse_model_name(model_name(base, replicate, twin)) == (base, replicate, twin)
+
+
+def test_rotated_twin_is_parsed_not_stripped():
+    parsed = parse_model_name("cnn_plain_rotated")
+    assert parsed.base == "cnn_plain" and parsed.twin == "rotated"
 
 
 def test_bad_names_refused():
@@ -53,3 +66,5 @@ def test_bad_names_refused():
         parse_model_name("CNN plain")
     with pytest.raises(ValueError, match="replicate"):
         model_name("lm", -1)
+    with pytest.raises(ValueError, match="twin"):
+        model_name("lm", 0, twin="shuffled")

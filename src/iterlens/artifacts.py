@@ -4,8 +4,11 @@ The library and the workflow (``workflow/rules/common.smk``) both import this mo
 file is named once. Patterns use ``{wildcard}`` fields that are Snakemake wildcards in the
 workflow and ``str.format`` fields in the library:
 
-- ``{model}``: a probed model (``lm``, ``lm_random``, ``lm_rotated``, ``cnn_plain``,
-  ``cnn_residual_random``, ``cnn_plain_s1``, ...; see :func:`model_name`),
+- ``{model}``: a probed model: a studied model's name from the config's table, or one of
+  its replicates and twins (``lm``, ``lm_random``, ``lm_rotated``, ``cnn_plain_s1``, ...;
+  see :func:`model_name`),
+- ``{tokenizer}``: the tokenizer of a studied LM, named for it (its replicates and twins
+  share it),
 - ``{split}``: a data split (``train``, ``lensfit``, ``eval``),
 - ``{kind}``: a trained lens kind (``tuned``, ``shared``, ``probe``),
 - ``{index}``: a five-digit shard number,
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 # ---------------------------------------------------------------- file names inside folders
 MODEL_WEIGHTS = "model.safetensors"  # a CNN's weights (LMs use save_pretrained's own names)
@@ -41,17 +45,21 @@ TRAINED_LENS_KINDS = ("tuned", "shared", "probe")  # the lenses that are fitted
 STORE_SPLITS = ("lensfit", "eval")  # the splits with an activation store
 
 # ---------------------------------------------------------------- model names
-ARCHITECTURES = ("lm", "cnn_plain", "cnn_residual")  # the trained models, one name each
+# A studied model's base name comes from the config's table of studied models
+# (iterlens.models.studied); the names below are derived from it.
 RANDOM_SUFFIX = "_random"  # the same architecture at its untrained initial weights
+ROTATED_SUFFIX = "_rotated"  # the rotated-twin control of a trained model
 SEED_SUFFIX = "_s{replicate}"  # replicate k >= 1, trained with seed + k; k = 0 has no suffix
+TWINS = {"": "model", RANDOM_SUFFIX: "random", ROTATED_SUFFIX: "rotated"}
+BASE_NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 MODEL_NAME = re.compile(
-    r"^(?P<arch>[a-z0-9_]+?)(?:_s(?P<replicate>[1-9][0-9]*))?(?P<random>_random)?$"
+    r"^(?P<base>[a-z][a-z0-9_]*?)(?:_s(?P<replicate>[1-9][0-9]*))?(?P<twin>_random|_rotated)?$"
 )
 
 # ---------------------------------------------------------------- paths under the run folder
 CORPUS = "results/corpus/{split}.jsonl"
-TOKENIZER_DIR = "results/tokenizer"
-TOKENS = "results/tokens/{split}.npy"
+TOKENIZER_DIR = "results/tokenizers/{tokenizer}"  # named for the studied model that reads it
+TOKENS = "results/tokens/{tokenizer}/{split}.npy"
 MODEL_DIR = "results/models/{model}"
 TRAINING_CURVE = "results/tables/{model}/training.csv"
 PROBED_DIR = "results/probed/{model}"
@@ -106,26 +114,35 @@ PAPER_PDF = PAPER_DIR + "/paper.pdf"
 PAPER_HTML = PAPER_DIR + "/paper.html"
 
 
-def model_name(arch: str, replicate: int = 0, random: bool = False) -> str:
-    """The name of replicate ``replicate`` of ``arch`` (trained, or its untrained twin).
+class ModelName(NamedTuple):
+    """A probed model's name, parsed: its studied model, seed replicate and twin."""
 
-    Replicate 0 (trained with the config's ``seed``) keeps the bare name, so a one-seed run
-    names its models as before: ``lm``, ``lm_random``, ``cnn_plain``; replicate k >= 1
-    (seed + k) is ``cnn_plain_s1``, ``cnn_plain_s2``, ...
+    base: str  # the studied model's name in the config's table
+    replicate: int  # seed replicate k (trained with seed + k); 0 for the base name
+    twin: str  # "model", "random" (initial weights) or "rotated" (the rotated twin)
+
+
+def model_name(base: str, replicate: int = 0, twin: str = "model") -> str:
+    """The name of replicate ``replicate`` of ``base``, or of one of its twins.
+
+    Replicate 0 (trained with the config's ``seed``) keeps the bare name (``lm``,
+    ``lm_random``, ``cnn_plain_rotated``); replicate k >= 1 (seed + k) is ``cnn_plain_s1``, ...
     """
     if replicate < 0:
         raise ValueError(f"replicate must be >= 0, got {replicate}")
-    suffix = SEED_SUFFIX.format(replicate=replicate) if replicate else ""
-    return arch + suffix + (RANDOM_SUFFIX if random else "")
+    suffixes = {twin: suffix for suffix, twin in TWINS.items()}
+    if twin not in suffixes:
+        raise ValueError(f"unknown twin {twin!r}; one of {', '.join(suffixes)}")
+    return base + (SEED_SUFFIX.format(replicate=replicate) if replicate else "") + suffixes[twin]
 
 
-def replicates(arch: str, n_seeds: int) -> list[str]:
-    """The names of the ``n_seeds`` trained replicates of ``arch``."""
-    return [model_name(arch, k) for k in range(n_seeds)]
+def replicates(base: str, n_seeds: int) -> list[str]:
+    """The names of the ``n_seeds`` trained replicates of ``base``."""
+    return [model_name(base, k) for k in range(n_seeds)]
 
 
-def parse_model_name(name: str) -> tuple[str, int, bool]:
-    """``(arch, replicate, random)`` of a model name made by :func:`model_name`.
+def parse_model_name(name: str) -> ModelName:
+    """The :class:`ModelName` of a name made by :func:`model_name`.
 
     Raises:
         ValueError: ``name`` is not such a name.
@@ -133,4 +150,4 @@ def parse_model_name(name: str) -> tuple[str, int, bool]:
     match = MODEL_NAME.match(name)
     if not match:
         raise ValueError(f"not a model name: {name!r}")
-    return match["arch"], int(match["replicate"] or 0), bool(match["random"])
+    return ModelName(match["base"], int(match["replicate"] or 0), TWINS[match["twin"] or ""])

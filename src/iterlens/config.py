@@ -22,7 +22,9 @@ def load_schema() -> dict[str, Any]:
 
 
 def _fill_defaults(schema: Mapping[str, Any], value: Any) -> Any:
-    """Recursively fill missing object properties from schema defaults."""
+    """Recursively fill missing object properties (array items' too) from schema defaults."""
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_fill_defaults(schema["items"], item) for item in value]
     if not isinstance(value, dict) or schema.get("type") != "object":
         return value
     out = dict(value)
@@ -38,13 +40,27 @@ def _copy(value: Any) -> Any:
     return yaml.safe_load(yaml.safe_dump(value))
 
 
+# Keys of earlier versions, and where their setting lives now.
+MOVED = {
+    "seeds": "each models entry's controls.seeds",
+    "controls": "each models entry's controls",
+    "lm.model": "the models table (source: hub or folder, with a path)",
+    "vision.enabled": "the models table (list no 'cnn' entry)",
+    "release.use_released_lenses": "each models entry's released_lenses.use",
+    "release.lenses_from": "each models entry's released_lenses.source",
+    "release.lens_name": "each models entry's released_lenses.lens_name",
+}
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        where = f"'{path}.{extra[0]}'" if path else f"'{extra[0]}'"
-        return f"unknown config key {where}; allowed here: {', '.join(allowed)}"
+        key = f"{path}.{extra[0]}" if path else extra[0]
+        moved = MOVED.get(key)
+        hint = f" (moved to {moved})" if moved else ""
+        return f"unknown config key '{key}'{hint}; allowed here: {', '.join(allowed)}"
     return f"config key '{path or '<root>'}': {error.message}"
 
 
@@ -60,6 +76,12 @@ def validate(config: Mapping[str, Any] | None) -> dict[str, Any]:
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_describe(errors[0]))
+    from iterlens.models.studied import Study, StudyError
+
+    try:
+        Study.of(filled)
+    except StudyError as err:
+        raise ConfigError(str(err)) from None
     return filled
 
 

@@ -188,7 +188,7 @@ def test_dataset_repo_activations_in_half_precision(tiny_results, tmp_path):
         NAMESPACE,
         PREFIX,
         ["lm"],
-        activations=store,
+        activations={"lm": store},
     )
     shard = load_file(str(out / "activations" / "lm_eval" / "shard-00000.safetensors"))
     assert shard["hidden"].dtype == torch.float16

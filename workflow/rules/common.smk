@@ -7,6 +7,7 @@ from iterlens import artifacts as A
 from iterlens.config import validate
 from iterlens.device import uses_gpu
 from iterlens.locks import report_stale_locks
+from iterlens.models.studied import Study
 from iterlens.probing.extract import n_shards
 from iterlens.report.figures import family_figures
 
@@ -19,28 +20,35 @@ if getattr(workflow, "is_main_process", True):
     report_stale_locks(".snakemake")
 
 
-# Model names (iterlens.artifacts.model_name): replicate 0 of each architecture keeps its bare
-# name and has an untrained twin ({name}_random); replicate k >= 1 (config seeds) is {name}_s{k},
-# trained with seed + k on the same splits, probed like the others, without an untrained twin.
-SEEDS = config["seeds"]
-LM_TRAINED = A.replicates("lm", SEEDS["lm"])
-CNN_TRAINED = ["cnn_plain", "cnn_residual"]
-CNN_REPLICATES = [name for net in CNN_TRAINED for name in A.replicates(net, SEEDS["vision"])[1:]]
-LM_MODELS = ["lm", "lm_random"] + LM_TRAINED[1:]
-CNN_MODELS = CNN_TRAINED + [f"{net}_random" for net in CNN_TRAINED] + CNN_REPLICATES
-VISION = config["vision"]["enabled"]
-# Families drawn with their untrained twin ({family}_random) in every figure.
-FAMILIES = ["lm"] + (CNN_TRAINED if VISION else [])
+# The studied models are data: the config's `models` table (iterlens.models.studied) names
+# them, and every list below is derived from it. Replicate 0 of a model trained here keeps the
+# entry's name; replicate k >= 1 is {name}_s{k} (seed + k, the same splits); {name}_random is
+# the untrained twin, {name}_rotated the rotated twin (controls.smk).
+STUDY = Study.of(config)
+LM_ENTRIES = STUDY.of_domain("lm")
+CNN_ENTRIES = STUDY.of_domain("vision")
+LM_MODELS = STUDY.probed("lm")  # every LM with a forward pass: entries, untrained twins, seeds
+CNN_MODELS = STUDY.probed("vision")
+LM_TRAINED = STUDY.trained("lm")
+CNN_TRAINED = STUDY.trained("vision")
+REFERENCE_TRAINED = STUDY.replicates("reference")  # trained by train_lm
+RECORDED = [m.name for m in LM_ENTRIES if not m.trained_here]  # hub and local-folder LMs
+TOKENIZERS = [m.tokenizer for m in LM_ENTRIES]
+VISION = bool(CNN_ENTRIES)
+# Families: every entry, drawn beside its untrained twin where it has one.
+FAMILIES = [m.name for m in STUDY.models]
+LM_FAMILIES = [m.name for m in LM_ENTRIES]
+CNN_FAMILIES = [m.name for m in CNN_ENTRIES]
 # Every probed model, seed replicates included (headline, comparison, seeds).
-PROBED = LM_MODELS + (CNN_MODELS if VISION else [])
-# Positive control: each trained model's rotated twin (controls.smk), probed by the same rules.
-# Its lenses are the tuned and shared lens only: a free probe is basis-free, so the twin's
-# probes would only repeat the model's.
-ROTATED = [f"{family}_rotated" for family in FAMILIES] if config["controls"]["rotated"] else []
+PROBED = STUDY.probed()
+# Positive control: the rotated twins, probed by the same rules. Their lenses are the tuned
+# and shared lens only: a free probe is basis-free, so the twin's probes would only repeat
+# the model's.
+ROTATED = STUDY.rotated
 ROTATED_LENS_KINDS = ["tuned", "shared"]
 LENS_KINDS = list(A.TRAINED_LENS_KINDS)
-# Models whose lenses are fitted here (release.use_released_lenses pulls the LM's instead).
-FITTED = [m for m in PROBED if not (m == "lm" and config["release"]["use_released_lenses"])]
+# Models whose lenses are fitted here (an entry's released_lenses pulls them instead).
+FITTED = [m for m in PROBED if m not in STUDY.released_lenses]
 SPLITS = ["train", "lensfit", "eval"]
 
 # Final targets: each stage's .smk appends to this list; `rule all` asks for all of them.
@@ -51,9 +59,9 @@ TRAIN_THREADS = 8
 # The CNNs are small: one thread each trains them nearly as fast, and leaves the other cores
 # to the LM's jobs.
 CNN_THREADS = 1
-# The LM's chain (data, training, its untrained twin, extraction, then the trained LM's lens
-# fit and evaluation) is the longest of the DAG: its jobs go first, so the other jobs fill the
-# cores it leaves idle.
+# The LMs' chains (data, training, untrained twin, extraction, then the trained LMs' lens
+# fits and evaluation) are the longest of the DAG: their jobs go first, so the other jobs fill
+# the cores they leave idle.
 LM_PATH = 50
 # Device of extraction, lens fits, evaluation and transfer; those rules then ask for a GPU.
 DEVICE = config["device"]
@@ -76,6 +84,36 @@ def cfg(*keys):
     return shlex.quote(json.dumps({k: config[k] for k in ("seed", *keys)}, sort_keys=True))
 
 
+def entry(wildcards):
+    """The studied model (config table entry) of ``{model}``, ``{family}`` or ``{tokenizer}``."""
+    for field in ("model", "family", "tokenizer"):
+        if hasattr(wildcards, field):
+            return STUDY.entry_of(getattr(wildcards, field))
+    raise ValueError(f"no model wildcard in {dict(wildcards)}")
+
+
+def tokenizer_dir(wildcards):
+    """The tokenizer folder an LM reads (its entry's)."""
+    return A.TOKENIZER_DIR.format(tokenizer=entry(wildcards).tokenizer)
+
+
+def token_file(split=None):
+    """An input function: the token stream of ``split`` (default: ``{split}``) in the LM's
+    own tokenizer."""
+
+    def get(wildcards):
+        return A.TOKENS.format(tokenizer=entry(wildcards).tokenizer,
+                               split=split or wildcards.split)
+
+    return get
+
+
+def source_flags(wildcards):
+    """``--source`` and ``--path`` of an LM's entry (how its model and tokenizer are had)."""
+    m = entry(wildcards)
+    return f"--source {m.source}" + (f" --path {shlex.quote(m.path)}" if m.path else "")
+
+
 def lm_store_shards(wildcards):
     """The shard files of an LM store (their count follows from the extract config)."""
     ex = config["extract"]
@@ -90,12 +128,12 @@ def n_lm_store_shards(wildcards):
 
 def replicate_of(wildcards):
     """The seed replicate k of ``{model}`` (its seed is config seed + k)."""
-    return A.parse_model_name(wildcards.model)[1]
+    return A.parse_model_name(wildcards.model).replicate
 
 
-def arch_of(wildcards):
-    """The architecture of ``{model}`` (lm, cnn_plain, cnn_residual)."""
-    return A.parse_model_name(wildcards.model)[0]
+def residual_flag(wildcards):
+    """``--residual`` for a CNN entry with identity skips."""
+    return "--residual" if entry(wildcards).residual else ""
 
 
 def lens_priority(wildcards):
@@ -125,14 +163,14 @@ def folder_of(io, name, up=1):
 
 def is_lm(model):
     """True for a language model's probed model (its rotated twin included)."""
-    return model.removesuffix("_rotated") in LM_MODELS
+    return STUDY.entry_of(model).domain == "lm"
 
 
 def lm_prior_inputs(wildcards):
     """An LM's evaluation also reads the training tokens (its prior) and the tokenizer (EOS)."""
     if not is_lm(wildcards.model):
         return {}
-    return {"train_tokens": A.TOKENS.format(split="train"), "tokenizer": A.TOKENIZER_DIR}
+    return {"train_tokens": token_file("train")(wildcards), "tokenizer": tokenizer_dir(wildcards)}
 
 
 def lm_prior_flags(wildcards, input):
@@ -162,6 +200,10 @@ def released_model_name(wildcards):
     return REPO_OF[wildcards.repo]
 
 
+def released_model_domain(wildcards):
+    return STUDY.entry_of(REPO_OF[wildcards.repo]).domain
+
+
 def release_tables(wildcards):
     """Every table the run writes (the dataset repo waits for all of them)."""
     tables = [t for t in TARGETS if t.endswith(".csv")]
@@ -169,7 +211,7 @@ def release_tables(wildcards):
     if VISION:
         tables.append(A.COMPARISON)
     if RELEASE["include_activations"]:
-        tables.append(A.STORE_MANIFEST.format(model="lm", split="eval"))
+        tables += expand(A.STORE_MANIFEST, model=LM_FAMILIES, split="eval")
     return sorted(set(tables))
 
 
@@ -184,7 +226,22 @@ def paper_figures(wildcards):
     return [t for t in paper_inputs(wildcards) if t.endswith(".png")]
 
 
+def family_models(wildcards):
+    """A family's trained model and, where it has one, its untrained twin."""
+    m = entry(wildcards)
+    return [m.name] + ([m.random_twin] if m.random_twin else [])
+
+
+def family_tables(table):
+    """An input function: ``table`` of a family's trained model and untrained twin."""
+
+    def get(wildcards):
+        return expand(table, model=family_models(wildcards))
+
+    return get
+
+
 def fit_curves(wildcards):
     """The lens-fit curves of a family and its untrained twin (released lenses have none)."""
-    models = [m for m in (wildcards.family, f"{wildcards.family}_random") if m in FITTED]
+    models = [m for m in family_models(wildcards) if m in FITTED]
     return expand(A.FIT_CURVE, model=models, kind=LENS_KINDS)

@@ -1,7 +1,8 @@
 # Positive control: the rotated twin of each trained model (its stored activations with layer
 # l rotated by a fixed random orthogonal Q_l, Q_L = I; no forward pass). The twin is a probed
 # model like any other: fit_lenses and evaluate (lenses.smk) probe it; then one table and one
-# figure put every model beside its twin. `controls: {rotated: false}` leaves them out.
+# figure put every model beside its twin. An entry's `controls: {rotated: false}` leaves its
+# twin out.
 
 
 rule rotate_store:
@@ -12,7 +13,7 @@ rule rotate_store:
         readout=A.MODEL_READOUT.format(model="{family}_rotated"),
         stores=expand(A.STORE_MANIFEST, model="{family}_rotated", split=A.STORE_SPLITS),
     wildcard_constraints:
-        family=one_of(FAMILIES),
+        family=one_of([STUDY.entry_of(m).name for m in ROTATED]),
     params:
         stores=store_folders,
         out=folder_of("output", "readout"),
@@ -50,10 +51,13 @@ use rule fit_lenses as fit_lenses_rotated with:
 ruleorder: fit_lenses_rotated > fit_lenses
 
 
+ROTATED_FAMILIES = [STUDY.entry_of(m).name for m in ROTATED]
+
+
 rule rotated_control:
     input:
-        metrics=expand(A.LENS_METRICS, model=FAMILIES + ROTATED),
-        transfer=expand(A.TRANSFER, model=FAMILIES + ROTATED),
+        metrics=expand(A.LENS_METRICS, model=ROTATED_FAMILIES + ROTATED),
+        transfer=expand(A.TRANSFER, model=ROTATED_FAMILIES + ROTATED),
     output:
         A.ROTATED_CONTROL,
     resources:

@@ -24,18 +24,22 @@ rule tokenizer:
         train=A.CORPUS.format(split="train"),
     output:
         directory(A.TOKENIZER_DIR),
+    wildcard_constraints:
+        tokenizer=one_of(TOKENIZERS),
     params:
-        cfg=cfg("lm", "tokenizer"),
+        cfg=cfg("tokenizer"),
+        source=source_flags,
     threads: 1
     priority: LM_PATH
     resources:
         mem_mb=2000,
     log:
-        "logs/tokenizer.log",
+        "logs/tokenizer_{tokenizer}.log",
     message:
-        "Train the BPE tokenizer on the train documents"
+        "Tokenizer of {wildcards.tokenizer}: a BPE trained on the train documents, or its own"
     shell:
-        "iterlens tokenizer --cfg {params.cfg} --train {input.train} --out {output} > {log} 2>&1"
+        "iterlens tokenizer --cfg {params.cfg} {params.source} --train {input.train} "
+        "--out {output} > {log} 2>&1"
 
 
 rule tokenize:
@@ -43,15 +47,17 @@ rule tokenize:
         tokenizer=A.TOKENIZER_DIR,
         splits=expand(A.CORPUS, split=SPLITS),
     output:
-        expand(A.TOKENS, split=SPLITS),
+        expand(A.TOKENS, tokenizer="{tokenizer}", split=SPLITS),
+    wildcard_constraints:
+        tokenizer=one_of(TOKENIZERS),
     threads: 1
     priority: LM_PATH
     resources:
         mem_mb=2000,
     log:
-        "logs/tokenize.log",
+        "logs/tokenize_{tokenizer}.log",
     message:
-        "Tokenize the train, lensfit and eval documents"
+        "Tokenize the train, lensfit and eval documents with the tokenizer of {wildcards.tokenizer}"
     shell:
         "iterlens tokenize --tokenizer {input.tokenizer} --split {input.splits} "
         "--out {output} > {log} 2>&1"

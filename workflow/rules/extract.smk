@@ -26,8 +26,8 @@ rule extract_shard:
     input:
         model=A.MODEL_DIR,
         readout=A.MODEL_READOUT,
-        tokenizer=A.TOKENIZER_DIR,
-        tokens=A.TOKENS,
+        tokenizer=tokenizer_dir,
+        tokens=token_file(),
     output:
         A.STORE_SHARD,
     wildcard_constraints:

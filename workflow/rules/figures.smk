@@ -1,36 +1,44 @@
-# Figures, each drawn from the tables a rule wrote: one job per model family (the trained
-# model and its untrained twin on the same axes), plus the training curve and the comparison.
+# Figures, each drawn from the tables a rule wrote: one job per studied model (the trained
+# model and, where it has one, its untrained twin on the same axes), plus the training curves
+# of the reference LMs and the comparison.
 # The list of figures is iterlens.report.figures.FAMILY_FIGURES.
+
+
+REFERENCE_FAMILIES = [m.name for m in LM_ENTRIES if m.source == "reference"]
 
 
 rule figure_lm_training:
     input:
-        A.TRAINING_CURVE.format(model="lm"),
+        A.TRAINING_CURVE.format(model="{family}"),
     output:
-        report(A.FIGURE.format(name="lm_training"), caption="../report/lm_training.rst",
-               category="LM"),
+        report(A.FIGURE.format(name="{family}_training"), caption="../report/training.rst",
+               category="{family}"),
+    wildcard_constraints:
+        family=one_of(REFERENCE_FAMILIES),
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        "logs/figures/lm_training.log",
+        "logs/figures/{family}_training.log",
     message:
-        "Figure: reference LM loss curves"
+        "Figure: loss curves of the reference LM {wildcards.family}"
     shell:
         "iterlens plot --figure lm_training --inputs {input} --out {output} > {log} 2>&1"
 
 
 rule figures_family:
     input:
-        metrics=expand(A.LENS_METRICS, model=["{family}", "{family}_random"]),
-        depth=expand(A.PREDICTION_DEPTH, model=["{family}", "{family}_random"]),
-        transfer=expand(A.TRANSFER, model=["{family}", "{family}_random"]),
+        metrics=family_tables(A.LENS_METRICS),
+        depth=family_tables(A.PREDICTION_DEPTH),
+        transfer=family_tables(A.TRANSFER),
     output:
         figures=[report(A.FIGURE.format(name=f"{{family}}_{f}"), caption=f"../report/{f}.rst",
                         category="{family}") for f in family_figures("lm")],
     wildcard_constraints:
-        family="lm",
+        family=one_of(LM_FAMILIES),
     params:
+        models=family_models,
+        domain="lm",
         tables=folder_of("input", "metrics", up=2),
         out=folder_of("output", "figures"),
     threads: 1
@@ -41,16 +49,21 @@ rule figures_family:
     message:
         "Figures of {wildcards.family} (trained vs initial weights)"
     shell:
-        "iterlens plot --family {wildcards.family} --tables {params.tables} "
-        "--out {params.out} > {log} 2>&1"
+        "iterlens plot --family {wildcards.family} --models {params.models} "
+        "--domain {params.domain} --tables {params.tables} --out {params.out} > {log} 2>&1"
 
 
 use rule figures_family as figures_family_cnn with:
     output:
         figures=[report(A.FIGURE.format(name=f"{{family}}_{f}"), caption=f"../report/{f}.rst",
-                        category="{family}") for f in family_figures("cnn")],
+                        category="{family}") for f in family_figures("vision")],
+    params:
+        models=family_models,
+        domain="vision",
+        tables=folder_of("input", "metrics", up=2),
+        out=folder_of("output", "figures"),
     wildcard_constraints:
-        family=one_of(CNN_TRAINED),
+        family=one_of(CNN_FAMILIES),
 
 
 rule figure_fit:
@@ -88,10 +101,9 @@ rule figure_comparison:
         "iterlens plot --figure comparison --inputs {input} --out {output} > {log} 2>&1"
 
 
-if config["lm"]["model"] == "reference":
-    TARGETS += [A.FIGURE.format(name="lm_training")]
-TARGETS += expand(A.FIGURE, name=[f"{family}_{f}" for family in FAMILIES
-                                   for f in family_figures(family)])
+TARGETS += expand(A.FIGURE, name=[f"{family}_training" for family in REFERENCE_FAMILIES])
+TARGETS += expand(A.FIGURE, name=[f"{m.name}_{f}" for m in STUDY.models
+                                   for f in family_figures(m.domain)])
 TARGETS += expand(A.FIGURE, name=[f"{family}_fit" for family in FAMILIES])
 if VISION:
     TARGETS += [A.FIGURE.format(name="comparison")]

@@ -1,17 +1,17 @@
-# The studied models: the reference LM (or a configured HF model), the CNN twins, and each
-# at its untrained initial weights (the controls).
+# The studied models of the config's table: reference LMs trained here, Hub or local-folder
+# LMs recorded, CNNs trained here, and each at its untrained initial weights (the controls).
 
 
 rule train_lm:
     input:
-        tokenizer=A.TOKENIZER_DIR,
-        train=A.TOKENS.format(split="train"),
-        val=A.TOKENS.format(split="lensfit"),
+        tokenizer=tokenizer_dir,
+        train=token_file("train"),
+        val=token_file("lensfit"),
     output:
         model=directory(A.MODEL_DIR),
         curve=A.TRAINING_CURVE,
     wildcard_constraints:
-        model=one_of(LM_TRAINED),
+        model=one_of(REFERENCE_TRAINED),
     params:
         cfg=cfg("lm"),
         replicate=replicate_of,
@@ -22,19 +22,40 @@ rule train_lm:
     log:
         "logs/train_{model}.log",
     message:
-        "Train the reference LM {wildcards.model} (or record the configured HF model); tail -f {log}"
+        "Train the reference LM {wildcards.model}; tail -f {log}"
     shell:
         "iterlens train-lm --cfg {params.cfg} --threads {threads} --tokenizer {input.tokenizer} "
         "--train-tokens {input.train} --val-tokens {input.val} --replicate {params.replicate} "
         "--out {output.model} --curve {output.curve} > {log} 2>&1"
 
 
+rule record_lm:
+    output:
+        directory(A.MODEL_DIR),
+    wildcard_constraints:
+        model=one_of(RECORDED),
+    params:
+        source=source_flags,
+    threads: 1
+    priority: LM_PATH
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/record_{model}.log",
+    message:
+        "Check that {wildcards.model} loads and record where it comes from"
+    shell:
+        "iterlens record-lm {params.source} --out {output} > {log} 2>&1"
+
+
 rule init_lm:
     input:
-        trained=A.MODEL_DIR.format(model="lm"),
-        tokenizer=A.TOKENIZER_DIR,
+        trained=A.MODEL_DIR.format(model="{family}"),
+        tokenizer=tokenizer_dir,
     output:
-        directory(A.MODEL_DIR.format(model="lm_random")),
+        directory(A.MODEL_DIR.format(model="{family}_random")),
+    wildcard_constraints:
+        family=one_of(LM_FAMILIES),
     params:
         cfg=cfg(),
     threads: 1
@@ -42,9 +63,9 @@ rule init_lm:
     resources:
         mem_mb=2000,
     log:
-        "logs/init_lm.log",
+        "logs/init_{family}.log",
     message:
-        "Save the same architecture at its untrained initial weights (control)"
+        "Save {wildcards.family}'s architecture at its untrained initial weights (control)"
     shell:
         "iterlens init-lm --cfg {params.cfg} --trained {input.trained} "
         "--tokenizer {input.tokenizer} --out {output} > {log} 2>&1"
@@ -55,10 +76,10 @@ rule train_cnn:
         model=directory(A.MODEL_DIR),
         curve=A.TRAINING_CURVE,
     wildcard_constraints:
-        model=one_of(CNN_TRAINED + CNN_REPLICATES),
+        model=one_of(CNN_TRAINED),
     params:
         cfg=cfg("vision"),
-        net=arch_of,
+        residual=residual_flag,
         replicate=replicate_of,
     threads: CNN_THREADS
     resources:
@@ -68,25 +89,26 @@ rule train_cnn:
     message:
         "Train the {wildcards.model} network on the vision train split"
     shell:
-        "iterlens train-cnn --cfg {params.cfg} --threads {threads} --net {params.net} "
+        "iterlens train-cnn --cfg {params.cfg} --threads {threads} {params.residual} "
         "--replicate {params.replicate} --out {output.model} --curve {output.curve} "
         "> {log} 2>&1"
 
 
 rule init_cnn:
     output:
-        directory(A.MODEL_DIR.format(model="{net}_random")),
+        directory(A.MODEL_DIR.format(model="{family}_random")),
     wildcard_constraints:
-        net=one_of(CNN_TRAINED),
+        family=one_of(CNN_FAMILIES),
     params:
         cfg=cfg("vision"),
+        residual=residual_flag,
     threads: 1
     resources:
         mem_mb=2000,
     log:
-        "logs/init_{net}.log",
+        "logs/init_{family}.log",
     message:
-        "Save {wildcards.net} at its initial weights (control)"
+        "Save {wildcards.family} at its initial weights (control)"
     shell:
-        "iterlens train-cnn --cfg {params.cfg} --net {wildcards.net} --untrained "
+        "iterlens train-cnn --cfg {params.cfg} {params.residual} --untrained "
         "--out {output} > {log} 2>&1"

@@ -14,7 +14,7 @@ rule paper_values:
     output:
         A.PAPER_VALUES,
     params:
-        cfg=cfg("lm", "extract", "tokenizer", "lens", "probe"),
+        cfg=cfg("models", "lm", "extract", "tokenizer", "lens", "probe"),
         figures=paper_figures,
         captions=folder_of("input", "captions"),
     resources:

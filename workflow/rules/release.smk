@@ -4,7 +4,7 @@
 from iterlens.hub.stage import repo_id, repo_name
 
 RELEASE = config["release"]
-RELEASED_MODELS = ["lm"] + (CNN_TRAINED if VISION else [])
+RELEASED_MODELS = FAMILIES  # every studied model (replicate 0)
 # Model repo folders are <prefix>-<model, dashed>; {repo} is the dashed model name.
 REPO_OF = {m.replace("_", "-"): m for m in RELEASED_MODELS}
 MODEL_REPO = A.RELEASE_REPO.format(repo=RELEASE["prefix"] + "-{repo}")
@@ -23,6 +23,7 @@ rule stage_model_repo:
     params:
         cfg=cfg("release"),
         model=released_model_name,
+        domain=released_model_domain,
     resources:
         mem_mb=2000,
     log:
@@ -30,8 +31,8 @@ rule stage_model_repo:
     message:
         "Stage the Hub model repo of {params.model}: model, lenses, model card"
     shell:
-        "iterlens stage-release --cfg {params.cfg} --model {params.model} --results results "
-        "--out {output} > {log} 2>&1"
+        "iterlens stage-release --cfg {params.cfg} --model {params.model} "
+        "--domain {params.domain} --results results --out {output} > {log} 2>&1"
 
 
 rule stage_dataset_repo:
@@ -43,6 +44,7 @@ rule stage_dataset_repo:
     params:
         cfg=cfg("release"),
         models=RELEASED_MODELS,
+        activations=LM_FAMILIES,
     resources:
         mem_mb=2000,
     log:
@@ -50,8 +52,8 @@ rule stage_dataset_repo:
     message:
         "Stage the Hub dataset repo: every table as Parquet, split document ids, dataset card"
     shell:
-        "iterlens stage-release --cfg {params.cfg} --models {params.models} --results results "
-        "--out {output} > {log} 2>&1"
+        "iterlens stage-release --cfg {params.cfg} --models {params.models} "
+        "--activations-of {params.activations} --results results --out {output} > {log} 2>&1"
 
 
 rule push_dry_run:
@@ -81,39 +83,57 @@ rule push:
         "iterlens push --release {params.release} {params.private} > {log} 2>&1"
 
 
-if RELEASE["use_released_lenses"]:
+# An entry's `released_lenses: {use: true}` pulls its lenses instead of fitting them.
+RELEASED_LENSES = STUDY.released_lenses
 
-    ruleorder: released_lenses > fit_lenses
 
-    rule released_lenses:
-        input:
-            model=A.MODEL_DIR.format(model="lm"),
-            store=A.STORE_MANIFEST.format(model="lm", split="lensfit"),
-            readout=A.MODEL_READOUT.format(model="lm"),
-        output:
-            lenses=directory(expand(A.LENS_DIR, model="lm", kind=LENS_KINDS)),
-        params:
-            cfg=cfg("lens", "probe"),
-            source=RELEASE["lenses_from"]
-            or repo_id(RELEASE["namespace"], repo_name(RELEASE["prefix"], "lm")),
-            name=f"--lens-name {RELEASE['lens_name']}" if RELEASE["lens_name"] else "",
-            store=folder_of("input", "store"),
-            out=folder_of("output", "lenses"),
-            curves=A.MODEL_TABLES.format(model="lm"),
-        resources:
-            mem_mb=4000,
-        log:
-            "logs/fit/lm_released.log",
-        message:
-            "Pull the released lenses of the LM from {params.source} (fit only kinds it lacks)"
-        shell:
-            "(iterlens pull --source {params.source} --model {input.model} --kind tuned "
-            "{params.name} --out {params.out}/tuned && "
-            "for kind in shared probe; do iterlens pull --source {params.source} "
-            "--model {input.model} --kind $kind --missing-ok --out {params.out}/$kind "
-            "|| exit 1; done && "
-            "iterlens fit-lenses --cfg {params.cfg} --skip-existing --store {params.store} "
-            "--readout {input.readout} --out {params.out} --curves {params.curves}) > {log} 2>&1"
+def released_lens_source(wildcards):
+    m = STUDY.entry_of(wildcards.model)
+    return m.lenses_from or repo_id(RELEASE["namespace"], repo_name(RELEASE["prefix"], m.name))
+
+
+def released_lens_name(wildcards):
+    m = STUDY.entry_of(wildcards.model)
+    return f"--lens-name {shlex.quote(m.lens_name)}" if m.lens_name else ""
+
+
+def model_tables(wildcards):
+    return A.MODEL_TABLES.format(model=wildcards.model)
+
+
+ruleorder: released_lenses > fit_lenses
+
+
+rule released_lenses:
+    input:
+        model=A.MODEL_DIR,
+        store=A.STORE_MANIFEST.format(model="{model}", split="lensfit"),
+        readout=A.MODEL_READOUT,
+    output:
+        lenses=directory(expand(A.LENS_DIR, model="{model}", kind=LENS_KINDS)),
+    wildcard_constraints:
+        model=one_of(RELEASED_LENSES),
+    params:
+        cfg=cfg("lens", "probe"),
+        source=released_lens_source,
+        name=released_lens_name,
+        store=folder_of("input", "store"),
+        out=folder_of("output", "lenses"),
+        curves=model_tables,
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/fit/{model}_released.log",
+    message:
+        "Pull the released lenses of {wildcards.model} from {params.source} (fit only kinds it lacks)"
+    shell:
+        "(iterlens pull --source {params.source} --model {input.model} --kind tuned "
+        "{params.name} --out {params.out}/tuned && "
+        "for kind in shared probe; do iterlens pull --source {params.source} "
+        "--model {input.model} --kind $kind --missing-ok --out {params.out}/$kind "
+        "|| exit 1; done && "
+        "iterlens fit-lenses --cfg {params.cfg} --skip-existing --store {params.store} "
+        "--readout {input.readout} --out {params.out} --curves {params.curves}) > {log} 2>&1"
 
 
 TARGETS += RELEASE_DIRS

@@ -3,15 +3,16 @@
 
 rule lm_summary:
     input:
-        train=A.TOKENS.format(split="train"),
-        store=A.STORE_MANIFEST.format(model="lm", split="eval"),
-        readout=A.MODEL_READOUT.format(model="lm"),
+        train=[A.TOKENS.format(tokenizer=m.tokenizer, split="train") for m in LM_ENTRIES],
+        stores=expand(A.STORE_MANIFEST, model=LM_FAMILIES, split="eval"),
+        readouts=expand(A.MODEL_READOUT, model=LM_FAMILIES),
         metrics=expand(A.LENS_METRICS, model=LM_MODELS),
     output:
         A.LM_SUMMARY,
     params:
+        groups=LM_FAMILIES,
         names=LM_MODELS,
-        store=folder_of("input", "store"),
+        stores=store_folders,
     threads: 1
     resources:
         mem_mb=2000,
@@ -20,9 +21,9 @@ rule lm_summary:
     message:
         "Held-out loss of the LMs against the unigram baseline"
     shell:
-        "iterlens lm-summary --train-tokens {input.train} --eval-store {params.store} "
-        "--vocab-of {input.readout} --names {params.names} --metrics {input.metrics} "
-        "--out {output} > {log} 2>&1"
+        "iterlens lm-summary --groups {params.groups} --train-tokens {input.train} "
+        "--eval-store {params.stores} --vocab-of {input.readouts} --names {params.names} "
+        "--metrics {input.metrics} --out {output} > {log} 2>&1"
 
 
 rule headline:
@@ -32,6 +33,8 @@ rule headline:
     output:
         headline=A.HEADLINE,
         contrasts=A.CONTRASTS,
+    params:
+        pairs=[f"{a}:{b}:{'paired' if paired else 'unpaired'}" for a, b, paired in STUDY.contrasts()],
     threads: 1
     resources:
         mem_mb=1000,
@@ -41,12 +44,13 @@ rule headline:
         "Headline numbers with intervals; contrasts between models"
     shell:
         "iterlens headline --metrics {input.metrics} --examples {input.examples} "
-        "--out {output.headline} --contrasts-out {output.contrasts} > {log} 2>&1"
+        "--out {output.headline} --contrasts-out {output.contrasts} --pairs {params.pairs} "
+        "> {log} 2>&1"
 
 
 rule vision_summary:
     input:
-        expand(A.MODEL_DIR, model=CNN_TRAINED + CNN_REPLICATES),
+        expand(A.MODEL_DIR, model=CNN_TRAINED),
     output:
         A.VISION_SUMMARY,
     params:
@@ -97,6 +101,6 @@ rule seeds:
         "iterlens seeds --tables {input} --out {output} > {log} 2>&1"
 
 
-TARGETS += [A.LM_SUMMARY, A.HEADLINE, A.CONTRASTS, A.SEEDS]
+TARGETS += ([A.LM_SUMMARY] if LM_ENTRIES else []) + [A.HEADLINE, A.CONTRASTS, A.SEEDS]
 if VISION:
     TARGETS += [A.VISION_SUMMARY]

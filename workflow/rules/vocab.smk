@@ -1,5 +1,5 @@
 # Vocabulary-space analysis: token evolution, heads and FFN neurons read as words, one HTML
-# page a prompt, for the reference LM and its untrained twin.
+# page a prompt, for every studied LM, its seed replicates and its untrained twin.
 from iterlens.vocab.analysis import TABLES as VOCAB_TABLES
 
 VOCAB_TABLE_FILES = [f"{A.VOCAB_DIR}/{A.VOCAB_TABLE.format(table=t)}" for t in VOCAB_TABLES]

@@ -36,9 +36,16 @@ def corpus(args):
         )
 
 
+SOURCE_ARGS = (
+    arg("--source", default="reference", choices=["reference", "hub", "folder"]),
+    arg("--path", help="the Hub name or local folder of a hub or folder model"),
+)
+
+
 @command(
     "tokenizer",
-    "train the BPE tokenizer (reference LM) or save the named model's",
+    "train the BPE tokenizer (reference LM) or save a hub or folder model's own",
+    *SOURCE_ARGS,
     arg("--train", help="train split (.jsonl) the BPE is trained on"),
     arg("--out", required=True),
 )
@@ -46,10 +53,10 @@ def tokenizer(args):
     from iterlens.data.text import read_split, save_tokenizer_of, train_tokenizer
 
     cfg = load_cfg(args)
-    if cfg["lm"]["model"] == "reference":
+    if args.source == "reference":
         train_tokenizer(read_split(args.train), cfg["tokenizer"]["vocab_size"], args.out)
     else:
-        save_tokenizer_of(cfg["lm"]["model"], args.out)
+        save_tokenizer_of(args.path, args.out)
 
 
 @command(

@@ -24,11 +24,19 @@ RELEASED_LENS_ARGS = (
     "stage one Hub repo folder: a studied model's, or the dataset's",
     arg(
         "--model",
-        help="stage the model repo of this studied model (lm, cnn_plain, ...); "
-        "without it, the dataset repo",
+        help="stage the model repo of this studied model (a name from the config's models "
+        "table); without it, the dataset repo",
     ),
+    arg("--domain", choices=["lm", "vision"], default="lm", help="the --model's domain"),
     arg("--results", default="results", help="the run's results folder"),
     arg("--models", nargs="*", default=[], help="released models (linked from the dataset card)"),
+    arg(
+        "--activations-of",
+        nargs="*",
+        default=[],
+        help="studied LMs whose eval activations the dataset repo includes "
+        "(with release.include_activations)",
+    ),
     arg("--out", required=True),
 )
 def stage_release(args):
@@ -50,10 +58,10 @@ def stage_release(args):
             args.out,
             rel["namespace"],
             rel["prefix"],
-            "cnn" if m.startswith("cnn") else "lm",
+            "cnn" if args.domain == "vision" else "lm",
         )
     else:
-        acts = path(artifacts.STORE_DIR, model="lm", split="eval")
+        acts = {m: path(artifacts.STORE_DIR, model=m, split="eval") for m in args.activations_of}
         out = stage_dataset_repo(
             path(artifacts.TABLES_DIR),
             path(artifacts.CORPUS, split="x").parent,

@@ -15,11 +15,24 @@ REPLICATE = arg(
 
 
 @command(
+    "record-lm",
+    "check that a Hub or local-folder LM loads, and record it as a workflow model folder",
+    arg("--source", required=True, choices=["hub", "folder"]),
+    arg("--path", required=True, help="the Hub name or local folder"),
+    arg("--out", required=True),
+)
+def record_lm(args):
+    from iterlens.models.lm import record_hf_model
+
+    record_hf_model(args.path, args.out)
+
+
+@command(
     "train-lm",
-    "train the reference LM (or record the named HF model)",
-    arg("--tokenizer"),
-    arg("--train-tokens"),
-    arg("--val-tokens"),
+    "train a reference LM (GPT-2, sizes from the lm section) on the train tokens",
+    arg("--tokenizer", required=True),
+    arg("--train-tokens", required=True),
+    arg("--val-tokens", required=True),
     arg("--out", required=True, help="model folder (save_pretrained)"),
     arg("--curve", required=True, help="training curve table (.csv)"),
     REPLICATE,
@@ -27,14 +40,11 @@ REPLICATE = arg(
 def train_lm(args):
     from iterlens.data.text import load_tokenizer, load_tokens
     from iterlens.io import write_json, write_table
-    from iterlens.models.lm import init_model, record_hf_model, reference_config, save_model
+    from iterlens.models.lm import init_model, reference_config, save_model
     from iterlens.models.lm import train_lm as train
 
     cfg = load_cfg(args)
     lm = cfg["lm"]
-    if lm["model"] != "reference":
-        record_hf_model(lm["model"], args.out, args.curve)
-        return
     tok = load_tokenizer(args.tokenizer)
     config = reference_config(
         len(tok), lm["n_layer"], lm["n_embd"], lm["n_head"], lm["seq_len"], tok.eos_token_id
@@ -87,7 +97,7 @@ def init_lm(args):
 @command(
     "train-cnn",
     "train the plain or residual Inception-style CNN (or save it untrained)",
-    arg("--net", required=True, choices=["cnn_plain", "cnn_residual"]),
+    arg("--residual", action="store_true", help="with identity skips around each block"),
     arg("--untrained", action="store_true", help="save the initial weights (control)"),
     arg("--out", required=True),
     arg("--curve", help="training curve table (.csv)"),
@@ -107,7 +117,7 @@ def train_cnn(args):
     model = init_cnn(
         v["width"],
         v["stages"],
-        args.net == "cnn_residual",
+        args.residual,
         seed,
         n_classes=int(y.max()) + 1,
         in_channels=x.shape[1],

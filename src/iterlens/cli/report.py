@@ -41,7 +41,13 @@ def vision_summary(args):
     arg("--metrics", nargs="+", required=True),
     arg("--examples", nargs="+", required=True, help="each model's per-example values"),
     arg("--out", required=True),
-    arg("--contrasts-out", help="residual minus plain CNN, LM minus each CNN"),
+    arg("--contrasts-out", help="the contrasts between models (--pairs)"),
+    arg(
+        "--pairs",
+        nargs="*",
+        default=[],
+        help="contrasts A:B:paired or A:B:unpaired (A minus B; paired: the same examples)",
+    ),
 )
 def headline(args):
     from iterlens.io import write_table
@@ -49,7 +55,13 @@ def headline(args):
 
     write_table(headline_table(args.metrics, args.examples), args.out)
     if args.contrasts_out:
-        write_table(contrast_table(args.examples), args.contrasts_out)
+        pairs = []
+        for pair in args.pairs:
+            a, b, how = pair.split(":")
+            if how not in ("paired", "unpaired"):
+                raise ValueError(f"contrast {pair!r}: say 'paired' or 'unpaired', not {how!r}")
+            pairs.append((a, b, how == "paired"))
+        write_table(contrast_table(args.examples, pairs), args.contrasts_out)
 
 
 @command(
@@ -81,10 +93,11 @@ def comparison(args):
 
 @command(
     "lm-summary",
-    "held-out loss of the LMs against the unigram baseline",
-    arg("--train-tokens", required=True),
-    arg("--eval-store", required=True),
-    arg("--vocab-of", required=True, help="a readout whose width is the vocabulary"),
+    "held-out loss of the LMs against each one's unigram baseline",
+    arg("--groups", nargs="+", required=True, help="the studied LMs, one per tokenizer"),
+    arg("--train-tokens", nargs="+", required=True, help="each group's train tokens"),
+    arg("--eval-store", nargs="+", required=True, help="each group's eval store"),
+    arg("--vocab-of", nargs="+", required=True, help="each group's readout (its vocabulary)"),
     arg("--names", nargs="+", required=True),
     arg("--metrics", nargs="+", required=True),
     arg("--out", required=True),
@@ -93,15 +106,9 @@ def lm_summary(args):
     from iterlens.io import write_table
     from iterlens.report.tables import lm_summary as summary
 
-    write_table(
-        summary(
-            args.train_tokens,
-            args.eval_store,
-            args.vocab_of,
-            dict(zip(args.names, args.metrics, strict=True)),
-        ),
-        args.out,
-    )
+    columns = (args.train_tokens, args.eval_store, args.vocab_of)
+    groups = dict(zip(args.groups, zip(*columns, strict=True), strict=True))
+    write_table(summary(groups, dict(zip(args.names, args.metrics, strict=True))), args.out)
 
 
 @command(
@@ -111,9 +118,11 @@ def lm_summary(args):
     arg("--inputs", nargs="+", help="the tables the figure is drawn from"),
     arg(
         "--family",
-        help="draw every figure of a model family and its untrained twin "
+        help="draw every figure of a studied model (with --models: it and its untrained twin) "
         "from --tables into the --out folder",
     ),
+    arg("--models", nargs="+", help="the family's models, drawn on the same axes"),
+    arg("--domain", choices=["lm", "vision"], default="lm", help="the family's domain"),
     arg("--tables", default="results/tables"),
     arg("--out", required=True),
 )
@@ -121,6 +130,8 @@ def plot(args):
     from iterlens.report import figures
 
     if args.family:
-        figures.draw_family(args.family, args.tables, args.out)
+        figures.draw_family(
+            args.family, args.models or [args.family], args.domain, args.tables, args.out
+        )
     else:
         figures.draw(args.figure, args.inputs, args.out)

@@ -136,7 +136,7 @@ def _split_ids(corpus: Path) -> dict[str, list[str]]:
     return ids
 
 
-def _half_activations(store: Path, out: Path) -> str:
+def _half_activations(store: Path, out: Path, model: str) -> str:
     """Copy an activation store with float tensors in float16; describe it for the card."""
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -158,7 +158,7 @@ def _half_activations(store: Path, out: Path) -> str:
         shard["size"] = path.stat().st_size
     (out / A.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return (
-        f"`activations/lm_eval/`: every layer's residual stream of the reference LM on the "
+        f"`activations/{out.name}/`: every layer's residual stream of `{model}` on the "
         f"eval split, float16 safetensors shards with their `manifest.json` "
         f"({total / 2**20:.1f} MiB)."
     )
@@ -171,7 +171,7 @@ def stage_dataset_repo(
     namespace: str,
     prefix: str,
     models: list[str],
-    activations: str | Path | None = None,
+    activations: dict[str, str | Path] | None = None,
 ) -> Path:
     """Stage the dataset repo: every table as Parquet, split document ids, a dataset card.
 
@@ -179,7 +179,8 @@ def stage_dataset_repo(
         tables: ``results/tables`` (every ``*.csv`` below it becomes one Parquet config).
         corpus: ``results/corpus`` (its ``{split}.jsonl`` give the document ids).
         models: the workflow names of the released models (linked from the card).
-        activations: an eval activation store to include in float16 (off by default).
+        activations: studied LM -> its eval activation store, each included in float16 as
+            ``activations/<model>_eval/`` (none by default).
     """
     tables, rid = Path(tables), repo_id(namespace, f"{prefix}-results")
     csvs = sorted(tables.rglob("*.csv"))
@@ -202,17 +203,16 @@ def stage_dataset_repo(
         (tmp / "splits").mkdir()
         for split, ids in split_ids.items():
             (tmp / "splits" / f"{split}.json").write_text(json.dumps(ids, indent=1) + "\n")
-        acts = (
-            _half_activations(Path(activations), tmp / "activations" / "lm_eval")
-            if activations
-            else None
+        acts = "\n".join(
+            "- " + _half_activations(Path(store), tmp / "activations" / f"{model}_eval", model)
+            for model, store in (activations or {}).items()
         )
         card = cards.dataset_card(
             rid,
             configs,
             {k: len(v) for k, v in split_ids.items()},
             [repo_id(namespace, repo_name(prefix, m)) for m in models],
-            acts,
+            acts or None,
         )
         card.save(tmp / "README.md")
         (tmp / A.RELEASE_META).write_text(

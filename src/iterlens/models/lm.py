@@ -204,16 +204,13 @@ def train_lm(
     return curve
 
 
-def record_hf_model(name_or_path: str, folder: str | Path, curve: str | Path) -> None:
+def record_hf_model(name_or_path: str, folder: str | Path) -> None:
     """Stand for a Hub model or local path instead of training one.
 
     Loads it once (failing early, with a clear message, if it cannot be had), then writes a
-    model folder holding only ``source.json`` and an empty training curve.
+    model folder holding only ``source.json``.
     """
-    from iterlens.io import write_table
-
     load_causal_lm(name_or_path)
-    write_table(pd.DataFrame(columns=["step", "tokens", "train_loss_nats", "val_loss_nats"]), curve)
     with atomic_path(folder) as tmp:
         tmp.mkdir()
         write_json({"name_or_path": str(name_or_path)}, tmp / artifacts.MODEL_SOURCE)

@@ -11,15 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from iterlens.artifacts import model_of_table  # noqa: E402
+from iterlens.artifacts import model_name, model_of_table, parse_model_name  # noqa: E402
 from iterlens.io import read_table  # noqa: E402
-
-ROTATED = "_rotated"
 
 
 def _split_name(name: str) -> tuple[str, str]:
-    if name.endswith(ROTATED):
-        return name[: -len(ROTATED)], "rotated"
+    """``(model, "rotated" or "original")``: the model a probed model is the rotated twin of."""
+    parsed = parse_model_name(name)
+    if parsed.twin == "rotated":
+        return model_name(parsed.base, parsed.replicate), "rotated"
     return name, "original"
 
 

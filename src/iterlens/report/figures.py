@@ -63,18 +63,24 @@ FAMILY_FIGURES = {
 }
 
 
-def family_figures(family: str) -> list[str]:
-    """Names of the figures drawn for ``family`` (ranks only for LMs)."""
-    return [f for f in FAMILY_FIGURES if f != "ranks" or family.startswith("lm")]
+def family_figures(domain: str) -> list[str]:
+    """Names of the figures drawn for a model of ``domain`` (``lm``: with ranks)."""
+    if domain not in ("lm", "vision"):
+        raise ValueError(f"unknown domain {domain!r}; one of lm, vision")
+    return [f for f in FAMILY_FIGURES if f != "ranks" or domain == "lm"]
 
 
-def draw_family(family: str, tables: str | Path, out_dir: str | Path) -> None:
-    """Draw every figure of ``family`` vs ``{family}_random`` as ``{family}_{figure}.png``."""
-    for name in family_figures(family):
+def draw_family(
+    family: str, models: Sequence[str], domain: str, tables: str | Path, out_dir: str | Path
+) -> None:
+    """Draw every figure of ``family`` as ``{family}_{figure}.png``.
+
+    ``models`` are drawn on the same axes: the family's model and, where it has one, its
+    untrained twin.
+    """
+    for name in family_figures(domain):
         table = FAMILY_FIGURES[name]
-        inputs = [
-            str(Path(tables) / model / f"{table}.csv") for model in (family, f"{family}_random")
-        ]
+        inputs = [str(Path(tables) / model / f"{table}.csv") for model in models]
         draw(
             name,
             inputs,

@@ -9,22 +9,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-# Figure groups, in the order the paper shows them.
-GROUPS = [
-    ("lm_", "The language model"),
-    ("cnn_plain_", "The plain CNN"),
-    ("cnn_residual_", "The residual CNN"),
-    ("", "Across models"),
-]
+ACROSS = ("", "Across models")  # the group of figures that are no one model's
 
 
-def caption_of(stem: str, captions: str | Path) -> str:
+def figure_groups(studied: Sequence[dict]) -> list[tuple[str, str]]:
+    """``(file-name prefix, title)`` of each figure group, in the paper's order.
+
+    One group per studied model (:meth:`iterlens.models.studied.Study.describe`), then the
+    figures of no one model.
+    """
+    return [(f"{m['name']}_", m["title"]) for m in studied] + [ACROSS]
+
+
+def _group_of(stem: str, groups: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The group of a figure: the longest prefix it starts with."""
+    return max((g for g in groups if stem.startswith(g[0])), key=lambda g: len(g[0]))
+
+
+def caption_of(stem: str, captions: str | Path, groups: Sequence[tuple[str, str]] = ()) -> str:
     """The ``snakemake --report`` caption of a figure, as plain text (``rst`` literals unquoted).
 
     A figure ``<family>_<name>.png`` takes ``<name>.rst``; ``<stem>.rst`` wins if it exists.
     """
     folder = Path(captions)
-    names = [stem] + [stem[len(p) :] for p, _ in GROUPS if p and stem.startswith(p)]
+    prefix = _group_of(stem, [*groups, ACROSS])[0]
+    names = [stem] + ([stem[len(prefix) :]] if prefix else [])
     for name in names:
         if (folder / f"{name}.rst").exists():
             return " ".join((folder / f"{name}.rst").read_text().replace("``", "").split())
@@ -34,8 +43,8 @@ def caption_of(stem: str, captions: str | Path) -> str:
 FIGURE_ORDER = ["training", "lens_curves", "shared_lens", "transfer", "prediction_depth", "ranks"]
 
 
-def _figure_order(fig: dict[str, str]) -> tuple[int, int, str]:
-    group = [title for _, title in GROUPS].index(fig["group"])
+def _figure_order(fig: dict[str, str], groups: Sequence[tuple[str, str]]) -> tuple[int, int, str]:
+    group = [title for _, title in groups].index(fig["group"])
     rank = next(
         (i for i, name in enumerate(FIGURE_ORDER) if fig["stem"].endswith(name)), len(FIGURE_ORDER)
     )
@@ -43,20 +52,31 @@ def _figure_order(fig: dict[str, str]) -> tuple[int, int, str]:
 
 
 def figure_entries(
-    figures: Sequence[str], root: str | Path, captions: str | Path
+    figures: Sequence[str],
+    root: str | Path,
+    captions: str | Path,
+    groups: Sequence[tuple[str, str]],
 ) -> list[dict[str, str]]:
-    """One entry (path under ``root``, stem, group, caption) per figure, in the paper's order."""
-    return sorted((_figure(f, root, captions) for f in figures), key=_figure_order)
+    """One entry (path under ``root``, stem, group, caption) per figure, in the paper's order.
+
+    ``groups`` are :func:`figure_groups`' (a figure named for no studied model is "Across
+    models").
+    """
+    groups = [*groups, ACROSS] if ACROSS not in groups else list(groups)
+    entries = [_figure(f, root, captions, groups) for f in figures]
+    return sorted(entries, key=lambda fig: _figure_order(fig, groups))
 
 
-def _figure(path: str, root: str | Path, captions: str | Path) -> dict[str, str]:
+def _figure(
+    path: str, root: str | Path, captions: str | Path, groups: Sequence[tuple[str, str]]
+) -> dict[str, str]:
     rel = Path(path).resolve().relative_to(Path(root).resolve())
     stem = rel.stem
-    prefix, group = next((p, title) for p, title in GROUPS if stem.startswith(p))
+    prefix, group = _group_of(stem, groups)
     model = f"[{prefix[:-1]}] " if prefix else ""
     return {
         "path": rel.as_posix(),
         "stem": stem,
         "group": group,
-        "caption": model + caption_of(stem, captions),
+        "caption": model + caption_of(stem, captions, groups),
     }

@@ -12,9 +12,6 @@ penalties, rotated twins, vocabulary pages, the release) make their values absen
 
 from __future__ import annotations
 
-import math
-import operator
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,11 @@ from typing import Any
 import pandas as pd
 
 from iterlens import artifacts as A
+from iterlens.config import validate
 from iterlens.io import read_table
-from iterlens.report.paper_figures import figure_entries
+from iterlens.models.studied import Study
+from iterlens.report.paper_figures import figure_entries, figure_groups
+from iterlens.report.values import Values
 
 SCHEMA_VERSION = 1
 LENSES = ["logit", "tuned", "shared", "probe"]
@@ -47,113 +47,6 @@ HEADLINE_COLUMNS = [
 ]
 # Outputs of later stages the paper reports on when a run has them.
 OPTIONAL_DIRS = {"vocab": "results/vocab", "release": "results/release"}
-AGGS = ("first", "mean", "min", "max", "sum", "count")
-OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
-
-
-def digits_for(column: str) -> int:
-    """Decimals a column is printed with: 3 for accuracies and shares, 0 for counts, else 2."""
-    if re.search(r"(layer|depth|n_layers|count|params|parameters|steps|tokens)(_lo|_hi)?$", column):
-        return 0
-    if re.search(r"(acc|agree|share|accuracy)(_lo|_hi)?$", column):
-        return 3
-    return 2
-
-
-def fmt(value: float, digits: int) -> str:
-    """Print ``value`` with ``digits`` decimals; a value that rounds to zero prints unsigned."""
-    text = f"{value:.{digits}f}"
-    return text[1:] if re.fullmatch(r"-0\.?0*", text) else text
-
-
-def _select(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
-    mask = pd.Series(True, index=df.index)
-    for key, want in where.items():
-        if key not in df.columns:
-            raise ValueError(f"no column '{key}' to select on; columns: {list(df.columns)}")
-        mask &= df[key].isin(want) if isinstance(want, list) else df[key] == want
-    return df[mask]
-
-
-def evaluate(spec: dict[str, Any], root: str | Path = ".") -> float:
-    """Recompute a value from its spec, reading ``spec['table']`` under ``root``.
-
-    Spec keys: ``table``; ``where`` (column -> value or list of values); ``column``; ``agg``
-    (``first`` (exactly one row), ``mean``, ``min``, ``max``, ``sum``, ``count``); optional
-    ``minus`` (a ``where`` override whose rows, paired on ``pair_on``, are subtracted before
-    the reduction).
-    """
-    if spec["agg"] not in AGGS:
-        raise ValueError(f"unknown agg {spec['agg']!r}; one of {', '.join(AGGS)}")
-    df = read_table(Path(root) / spec["table"])
-    rows = _select(df, spec.get("where", {}))
-    if spec["column"] not in df.columns:
-        raise ValueError(f"{spec['table']} has no column '{spec['column']}'")
-    pair = spec.get("pair_on")
-    series = rows.set_index(pair)[spec["column"]] if pair else rows[spec["column"]]
-    if "minus" in spec:
-        other = _select(df, {**spec.get("where", {}), **spec["minus"]})
-        series = series - other.set_index(pair)[spec["column"]]
-    if series.empty:
-        raise ValueError(f"no rows in {spec['table']} for {spec}")
-    series = series.dropna()
-    if series.empty:
-        return math.nan  # the rows exist, the value is undefined (not informative)
-    if spec["agg"] == "first":
-        if len(series) != 1:
-            raise ValueError(f"{len(series)} rows in {spec['table']} for {spec}, expected one")
-        return float(series.iloc[0])
-    return float(getattr(series, spec["agg"])())
-
-
-class Values:
-    """The collection of named values, claims, tables and figures written to ``values.json``."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.values: dict[str, dict[str, Any]] = {}
-        self.claims: dict[str, dict[str, Any]] = {}
-
-    def add(self, name: str, spec: dict[str, Any], how: str, digits: int | None = None) -> None:
-        """Evaluate ``spec`` and record it as ``name``.
-
-        Also records ``name_lo``/``name_hi`` when the table carries interval columns
-        ``<column>_lo``/``<column>_hi`` and the value is one row's (``agg: first``); a value
-        that is undefined (NaN) is left out.
-        """
-        digits = digits_for(spec["column"]) if digits is None else digits
-        value = evaluate(spec, self.root)
-        if not math.isfinite(value):
-            return  # not informative (e.g. a normalised penalty of an untrained net)
-        self.values[name] = {
-            "value": value,
-            "text": fmt(value, digits),
-            "digits": digits,
-            "source": spec["table"],
-            "how": how,
-            "spec": spec,
-        }
-        columns = read_table(self.root / spec["table"]).columns
-        if "minus" in spec or spec["agg"] != "first" or spec["column"].endswith(("_lo", "_hi")):
-            return  # bounds of a difference or of a reduction are not its interval
-        for end in ("lo", "hi"):
-            if f"{spec['column']}_{end}" in columns:
-                self.add(
-                    f"{name}_{end}",
-                    {**spec, "column": f"{spec['column']}_{end}"},
-                    f"{how}; 95% bootstrap bound ({end})",
-                    digits,
-                )
-
-    def claim(self, name: str, left: str, op: str, right: str | float, says: str) -> None:
-        """Record the claim ``left op right`` over named values (None if one is missing)."""
-        lhs = self.values.get(left)
-        rhs = right if isinstance(right, float | int) else self.values.get(right)
-        ok = None
-        if lhs is not None and rhs is not None:
-            r = rhs if isinstance(rhs, float | int) else rhs["value"]
-            ok = bool(OPS[op](lhs["value"], r))
-        self.claims[name] = {"holds": ok, "left": left, "op": op, "right": right, "says": says}
 
 
 def _headline(vals: Values, models: list[str]) -> None:
@@ -357,46 +250,53 @@ def _rotated(vals: Values) -> list[str]:
     return families
 
 
-def _claims(vals: Values) -> None:
+def _claims(vals: Values, roles: dict[str, str]) -> None:
+    """The claims the argument reads, over the models of each role.
+
+    Roles are those of :meth:`iterlens.models.studied.Study.roles`; a claim whose role is
+    absent holds None.
+    """
     c = vals.claim
+    lm, plain, residual = (roles.get(r, f"<no {r}>") for r in ("lm", "plain", "residual"))
     c(
         "tuned_beats_logit",
-        "lm.tuned_minus_logit_kl_max",
+        f"{lm}.tuned_minus_logit_kl_max",
         "<",
         0.0,
-        "the tuned lens has lower KL than the logit lens at every layer 0..L-1 of the LM",
+        f"the tuned lens has lower KL than the logit lens at every layer 0..L-1 of {lm}",
     )
     c(
         "lm_far_worse",
-        "lm.transfer_ce_penalty_far_bits",
+        f"{lm}.transfer_ce_penalty_far_bits",
         ">",
-        "lm.transfer_ce_penalty_adjacent_bits",
-        "LM transfer is worse between far layers",
+        f"{lm}.transfer_ce_penalty_adjacent_bits",
+        f"{lm}'s transfer is worse between far layers",
     )
     c(
         "residual_transfers_better",
-        "cnn_residual.transfer_ce_penalty_adjacent_bits",
+        f"{residual}.transfer_ce_penalty_adjacent_bits",
         "<",
-        "cnn_plain.transfer_ce_penalty_adjacent_bits",
-        "the residual CNN transfers better between adjacent blocks than the plain CNN",
+        f"{plain}.transfer_ce_penalty_adjacent_bits",
+        f"{residual} transfers better between adjacent blocks than {plain}",
     )
     c(
         "residual_transfers_better_clear",
-        "cnn_residual.transfer_ce_penalty_adjacent_bits_hi",
+        f"{residual}.transfer_ce_penalty_adjacent_bits_hi",
         "<",
-        "cnn_plain.transfer_ce_penalty_adjacent_bits_lo",
+        f"{plain}.transfer_ce_penalty_adjacent_bits_lo",
         "... and the two 95% intervals do not overlap",
     )
     c(
         "lm_transfers_better_than_plain",
-        "lm.transfer_ce_penalty_adjacent_bits",
+        f"{lm}.transfer_ce_penalty_adjacent_bits",
         "<",
-        "cnn_plain.transfer_ce_penalty_adjacent_bits",
-        "the LM transfers better between adjacent layers than the plain CNN",
+        f"{plain}.transfer_ce_penalty_adjacent_bits",
+        f"{lm} transfers better between adjacent layers than {plain}",
     )
-    for net in ("lm", "cnn_plain", "cnn_residual"):
+    for role in ("lm", "plain", "residual"):
+        net = roles.get(role, f"<no {role}>")
         c(
-            f"{net}_probe_rises",
+            f"{role}_probe_rises",
             f"{net}.probe_top1_acc_last",
             ">",
             f"{net}.probe_top1_acc_first",
@@ -420,15 +320,19 @@ def collect(
         config: the run's validated config (for model sizes); optional.
     """
     vals = Values(root)
+    study = Study.of(validate({k: v for k, v in (config or {}).items() if k == "models"}))
+    roles = study.roles()
     models = list(read_table(vals.root / A.HEADLINE)["model"])
     _headline(vals, models)
-    # Per-layer tables: every trained model, and the untrained LM (its control).
+    # Per-layer tables: every trained model, and each untrained LM (its control).
     layer_tables = [
-        _layers(vals, m) for m in models if not m.endswith("_random") or m == "lm_random"
+        _layers(vals, m)
+        for m in models
+        if A.parse_model_name(m).twin != "random" or study.entry_of(m).domain == "lm"
     ]
     loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
     _simple_table(vals, A.VISION_SUMMARY, "model")
-    _claims(vals)
+    _claims(vals, roles)
     frac_columns = sorted({k.split(".", 1)[1] for k in vals.values if k.endswith("_frac")})
     rotated = _rotated(vals)
     return {
@@ -436,7 +340,7 @@ def collect(
         "values": vals.values,
         "claims": vals.claims,
         "has": {
-            "vision": any(m.startswith("cnn_") for m in models),
+            "vision": any(study.entry_of(m).domain == "vision" for m in models),
             "intervals": any(k.endswith("_lo") for k in vals.values),
             "frac": bool(frac_columns),
             "rotated": bool(rotated),
@@ -444,11 +348,13 @@ def collect(
             "release": _nonempty(vals.root / OPTIONAL_DIRS["release"]),
         },
         "models": models,
+        "roles": roles,
+        "studied": study.describe(),
         "headline_columns": [c for c in HEADLINE_COLUMNS] + frac_columns,
         "loss_models": loss_rows,
         "rotated_families": rotated,
         "layer_tables": layer_tables,
-        "figures": figure_entries(figures, root, captions),
+        "figures": figure_entries(figures, root, captions, figure_groups(study.describe())),
         "config": _config_values(config or {}),
     }
 
@@ -459,7 +365,7 @@ def _nonempty(path: Path) -> bool:
 
 def _config_values(config: dict[str, Any]) -> dict[str, Any]:
     lm = config.get("lm", {})
-    keep = ("model", "n_layer", "n_embd", "n_head", "steps", "batch_size", "seq_len")
+    keep = ("n_layer", "n_embd", "n_head", "steps", "batch_size", "seq_len")
     fit_keys = ("steps", "batch_size", "lr", "holdout_fraction")
     return {
         "seed": config.get("seed"),

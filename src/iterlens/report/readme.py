@@ -81,64 +81,80 @@ def results_block(values: dict[str, Any]) -> str:
 
 
 def _findings(v: dict[str, Any]) -> list[str]:
+    roles = v.get("roles", {})
     says = ["What the run says."]
+    if "lm" in roles:
+        says += _lm_findings(v, roles["lm"])
+    if v["has"]["vision"] and "plain" in roles and "residual" in roles:
+        says += _vision_findings(v, roles["plain"], roles["residual"])
+    says += _rotated_findings(v)
+    return says
+
+
+def _lm_findings(v: dict[str, Any], lm: str) -> list[str]:
+    """The sentences on the table's first language model."""
+    says = []
     better = "beats" if _claim(v, "tuned_beats_logit") else "does not beat"
     says.append(
         f"The tuned lens {better} the logit lens at every layer of the trained LM "
-        f"(mean KL over layers 0..L-1: {_ci(v, 'lm.tuned_kl_mean_bits')} vs "
-        f"{_ci(v, 'lm.logit_kl_mean_bits')} bits)."
+        f"(mean KL over layers 0..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
+        f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits)."
     )
     trend = "grows" if _claim(v, "lm_far_worse") else "does not grow"
     says.append(
         f"The LM's transfer penalty {trend} with distance (adjacent layers "
-        f"{_ci(v, 'lm.transfer_ce_penalty_adjacent_bits')} bits, far layers "
-        f"{_ci(v, 'lm.transfer_ce_penalty_far_bits')}); one shared translator serves "
-        f"layers 1..L within {_n(v, 'lm.shared_penalty_upper_min')}–"
-        f"{_n(v, 'lm.shared_penalty_upper_max')} bits of their own tuned lenses, the "
-        f"embeddings (layer 0) at {_n(v, 'lm.shared.ce_bits_penalty.layer0')}."
+        f"{_ci(v, f'{lm}.transfer_ce_penalty_adjacent_bits')} bits, far layers "
+        f"{_ci(v, f'{lm}.transfer_ce_penalty_far_bits')}); one shared translator serves "
+        f"layers 1..L within {_n(v, f'{lm}.shared_penalty_upper_min')}–"
+        f"{_n(v, f'{lm}.shared_penalty_upper_max')} bits of their own tuned lenses, the "
+        f"embeddings (layer 0) at {_n(v, f'{lm}.shared.ce_bits_penalty.layer0')}."
     )
+    if f"{lm}_random.probe_best_top1_acc" in v["values"]:
+        says.append(
+            "The untrained LM's final distribution carries almost no information beyond the "
+            "unigram prior, so its KL-to-final metrics and transfer penalties are reported as "
+            "not informative (n.i.), never as zeros; its free probes, which need no final "
+            f"distribution, reach top-1 {_n(v, f'{lm}_random.probe_best_top1_acc')}."
+        )
+    return says
+
+
+def _vision_findings(v: dict[str, Any], plain: str, resid: str) -> list[str]:
+    """The sentences on the plain CNN and its twin with identity skips."""
+    says = []
+    residual = _claim(v, "residual_transfers_better")
+    verdict = "does better" if residual else "does not do better"
+    if residual and _claim(v, "residual_transfers_better_clear") is not None:
+        verdict += (
+            ", the intervals apart"
+            if _claim(v, "residual_transfers_better_clear")
+            else ", but the intervals overlap"
+        )
     says.append(
-        "The untrained LM's final distribution carries almost no information beyond the "
-        "unigram prior, so its KL-to-final metrics and transfer penalties are reported as not "
-        "informative (n.i.), never as zeros; its free probes, which need no final distribution, "
-        f"reach top-1 {_n(v, 'lm_random.probe_best_top1_acc')}."
+        f"The plain CNN transfers at {_ci(v, f'{plain}.transfer_ce_penalty_adjacent_bits')} "
+        f"bits between adjacent blocks; its twin with identity skips {verdict} "
+        f"({_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits)."
     )
-    if v["has"]["vision"]:
-        residual = _claim(v, "residual_transfers_better")
-        verdict = "does better" if residual else "does not do better"
-        if residual and _claim(v, "residual_transfers_better_clear") is not None:
-            verdict += (
-                ", the intervals apart"
-                if _claim(v, "residual_transfers_better_clear")
-                else ", but the intervals overlap"
-            )
-        plain = _ci(v, "cnn_plain.transfer_ce_penalty_adjacent_bits")
-        says.append(
-            f"The plain CNN transfers at {plain} "
-            f"bits between adjacent blocks; its twin with identity skips {verdict} "
-            f"({_ci(v, 'cnn_residual.transfer_ce_penalty_adjacent_bits')} bits)."
+    rise = _claim(v, "plain_probe_rises") and _claim(v, "residual_probe_rises")
+    says.append(
+        (
+            "Free probes rise with depth in both CNNs alike"
+            if rise
+            else "Free probes do not rise with depth in both CNNs"
         )
-        rise = _claim(v, "cnn_plain_probe_rises") and _claim(v, "cnn_residual_probe_rises")
+        + f" ({_n(v, f'{plain}.probe_top1_acc_first')} to "
+        f"{_n(v, f'{plain}.probe_top1_acc_last')}; "
+        f"{_n(v, f'{resid}.probe_top1_acc_first')} to "
+        f"{_n(v, f'{resid}.probe_top1_acc_last')})."
+    )
+    if f"vision_summary.{plain}.eval_acc" in v["values"]:
         says.append(
-            (
-                "Free probes rise with depth in both CNNs alike"
-                if rise
-                else "Free probes do not rise with depth in both CNNs"
-            )
-            + f" ({_n(v, 'cnn_plain.probe_top1_acc_first')} to "
-            f"{_n(v, 'cnn_plain.probe_top1_acc_last')}; "
-            f"{_n(v, 'cnn_residual.probe_top1_acc_first')} to "
-            f"{_n(v, 'cnn_residual.probe_top1_acc_last')})."
+            "Eval accuracy of the CNN twins: plain "
+            f"{_n(v, f'vision_summary.{plain}.eval_acc')}, residual "
+            f"{_n(v, f'vision_summary.{resid}.eval_acc')} "
+            f"({_n(v, f'vision_summary.{plain}.n_params')} and "
+            f"{_n(v, f'vision_summary.{resid}.n_params')} parameters)."
         )
-        if "vision_summary.cnn_plain.eval_acc" in v["values"]:
-            says.append(
-                "Eval accuracy of the CNN twins: plain "
-                f"{_n(v, 'vision_summary.cnn_plain.eval_acc')}, residual "
-                f"{_n(v, 'vision_summary.cnn_residual.eval_acc')} "
-                f"({_n(v, 'vision_summary.cnn_plain.n_params')} and "
-                f"{_n(v, 'vision_summary.cnn_residual.n_params')} parameters)."
-            )
-    says += _rotated_findings(v)
     return says
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,36 +24,43 @@ from iterlens.report.uncertainty import (
 )
 
 
-def lm_summary(
-    train_tokens: str, eval_store: str, vocab_of: str, metrics: dict[str, str]
-) -> pd.DataFrame:
-    """Held-out loss of each LM (its logit lens at the last layer) vs the unigram baseline.
+def lm_summary(groups: dict[str, tuple[str, str, str]], metrics: dict[str, str]) -> pd.DataFrame:
+    """Held-out loss of each LM (its logit lens at the last layer) vs its unigram baseline.
+
+    Each studied LM reads the corpus with its own tokenizer, so each has its own unigram
+    baseline, the row ``<name>_unigram``, before the rows of its models.
 
     Args:
-        train_tokens: token stream the unigram is estimated on.
-        eval_store: the eval activation store; the unigram is scored on its targets.
-        vocab_of: a readout file whose output width is the vocabulary size.
-        metrics: model name -> its ``lens_metrics.csv``.
+        groups: studied LM name -> (train tokens the unigram is estimated on, the eval
+            store whose targets it is scored on, a readout whose width is the vocabulary).
+        metrics: probed LM name -> its ``lens_metrics.csv``; each goes under the group of
+            its studied model (:func:`iterlens.artifacts.parse_model_name`).
     """
+    from iterlens.artifacts import parse_model_name
     from iterlens.probing.readout import Readout
     from iterlens.probing.store import ActivationStore
 
-    vocab = Readout.load(vocab_of).n_classes
-    store = ActivationStore(eval_store)
-    targets = store.column("targets").numpy()
-    unigram = unigram_ce_bits(np.asarray(load_tokens(train_tokens)), targets, vocab)
-    rows = [{"model": "unigram", "ce_bits": unigram, "ce_nats": unigram * math.log(2)}]
-    for name, path in metrics.items():
-        table = read_table(path)
-        last = table[(table["lens"] == "logit")].sort_values("layer").iloc[-1]
+    rows = []
+    for group, (train_tokens, eval_store, vocab_of) in groups.items():
+        vocab = Readout.load(vocab_of).n_classes
+        targets = ActivationStore(eval_store).column("targets").numpy()
+        unigram = unigram_ce_bits(np.asarray(load_tokens(train_tokens)), targets, vocab)
         rows.append(
-            {
-                "model": name,
-                "ce_bits": last["ce_bits"],
-                "ce_nats": last["ce_bits"] * math.log(2),
-                "bits_per_byte": last["bits_per_byte"],
-            }
+            {"model": f"{group}_unigram", "ce_bits": unigram, "ce_nats": unigram * math.log(2)}
         )
+        for name, path in metrics.items():
+            if parse_model_name(name).base != group:
+                continue
+            table = read_table(path)
+            last = table[(table["lens"] == "logit")].sort_values("layer").iloc[-1]
+            rows.append(
+                {
+                    "model": name,
+                    "ce_bits": last["ce_bits"],
+                    "ce_nats": last["ce_bits"] * math.log(2),
+                    "bits_per_byte": last["bits_per_byte"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -111,8 +119,8 @@ def _split_name(name: str) -> tuple[str, str, int]:
     """``(architecture, "trained" or "untrained", seed replicate)`` of a model name."""
     from iterlens.artifacts import parse_model_name
 
-    arch, replicate, random = parse_model_name(name)
-    return arch, "untrained" if random else "trained", replicate
+    parsed = parse_model_name(name)
+    return parsed.base, "untrained" if parsed.twin == "random" else "trained", parsed.replicate
 
 
 def headline_row(name: str, ex: Examples) -> dict:
@@ -202,15 +210,16 @@ CONTRAST_METRICS = (
 )
 
 
-def contrast_table(examples: list[str]) -> pd.DataFrame:
-    """Residual minus plain CNN (paired: the same images) and LM minus each CNN (unpaired).
+def contrast_table(examples: list[str], pairs: Sequence[tuple[str, str, bool]]) -> pd.DataFrame:
+    """Differences ``a - b`` between models: paired (the same images) or unpaired.
 
-    One row per contrast and metric: ``estimate``, ``estimate_lo``, ``estimate_hi``,
-    ``paired``. Models are named by their folders; pairs absent from ``examples`` are skipped.
+    The pairs come from the table of studied models
+    (:meth:`iterlens.models.studied.Study.contrasts`: each residual minus each plain CNN,
+    paired; each LM minus each CNN, unpaired). One row per contrast and metric:
+    ``estimate``, ``estimate_lo``, ``estimate_hi``, ``paired``. Models are named by their
+    folders; pairs absent from ``examples`` are skipped.
     """
     named = {model_of_table(p): p for p in examples}
-    pairs = [("cnn_residual", "cnn_plain", True)]
-    pairs += [("lm", cnn, False) for cnn in ("cnn_plain", "cnn_residual")]
     loaded = {name: Examples.load(path) for name, path in named.items()}
     rows = []
     for a, b, paired in pairs:
@@ -258,7 +267,7 @@ def seeds_table(tables: list[str]) -> pd.DataFrame:
     for path in tables:
         table = read_table(path)
         parsed = table["model"].map(parse_model_name)
-        table["group"] = [model_name(arch, 0, random) for arch, _, random in parsed]
+        table["group"] = [model_name(p.base, 0, p.twin) for p in parsed]
         numeric = [c for c in table.columns if c not in ("model", "group")]
         numeric = [c for c in numeric if pd.api.types.is_numeric_dtype(table[c])]
         for group, part in table.groupby("group", sort=False):

@@ -1,0 +1,260 @@
+"""The studied models: the config's table of models, and every probed model it implies.
+
+The table (``models:`` in the config, one entry a model, like a sample sheet) is the only
+place a model is named. Each entry has a ``name``, a ``source`` and its ``controls``:
+
+- ``reference``: the GPT-2 the workflow trains on the corpus (sizes in the ``lm`` section),
+- ``cnn``: an Inception-style CNN trained on the digits (``vision`` section), ``residual``
+  saying whether it has identity skips,
+- ``hub``: a Hugging Face causal LM by name; ``folder``: a local ``save_pretrained`` folder.
+
+From an entry follow its probed models (see :func:`iterlens.artifacts.model_name`): the seed
+replicates ``<name>``, ``<name>_s1``, ... of a model trained here, its untrained twin
+``<name>_random`` and its rotated twin ``<name>_rotated``. :class:`Study` lists them for the
+workflow and the report, so no rule or report spells a model's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from iterlens import artifacts as A
+
+SOURCES = ("reference", "cnn", "hub", "folder")
+TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
+DOMAIN = {"reference": "lm", "hub": "lm", "folder": "lm", "cnn": "vision"}
+
+
+class StudyError(ValueError):
+    """A table of studied models that cannot be run; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class StudiedModel:
+    """One entry of the table of studied models (its fields are the schema's)."""
+
+    name: str
+    source: str
+    path: str | None = None
+    residual: bool = False
+    title: str | None = None
+    random_init: bool = True
+    rotated: bool = True
+    seeds: int = 1
+    use_released_lenses: bool = False
+    lenses_from: str | None = None
+    lens_name: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> StudiedModel:
+        """An entry of the validated config's ``models`` list."""
+        controls = entry.get("controls", {})
+        released = entry.get("released_lenses", {})
+        model = cls(
+            name=entry["name"],
+            source=entry["source"],
+            path=entry.get("path"),
+            residual=bool(entry.get("residual", False)),
+            title=entry.get("title"),
+            random_init=controls.get("random_init", True),
+            rotated=controls.get("rotated", True),
+            seeds=controls.get("seeds", 1),
+            use_released_lenses=released.get("use", False),
+            lenses_from=released.get("source"),
+            lens_name=released.get("lens_name"),
+        )
+        model.check()
+        return model
+
+    def check(self) -> None:
+        """Refuse an entry that names no model or asks for what its source cannot do."""
+        where = f"models entry '{self.name}'"
+        if not A.BASE_NAME.match(self.name) or A.parse_model_name(self.name) != (
+            self.name,
+            0,
+            "model",
+        ):
+            raise StudyError(
+                f"{where}: a name is lower-case letters, digits and single underscores, and "
+                f"does not end in '_s<k>', '{A.RANDOM_SUFFIX}' or '{A.ROTATED_SUFFIX}' "
+                "(those name its replicates and twins)"
+            )
+        if self.source not in SOURCES:
+            raise StudyError(f"{where}: unknown source '{self.source}'; one of {SOURCES}")
+        if self.source in ("hub", "folder") and not self.path:
+            raise StudyError(f"{where}: source '{self.source}' needs a 'path'")
+        if self.source in ("reference", "cnn") and self.path:
+            raise StudyError(f"{where}: source '{self.source}' is trained here; drop 'path'")
+        if self.residual and self.source != "cnn":
+            raise StudyError(f"{where}: 'residual' is a CNN's setting")
+        if self.seeds > 1 and self.source not in TRAINED_SOURCES:
+            raise StudyError(
+                f"{where}: seeds {self.seeds}, but a '{self.source}' model is not trained "
+                "here; it has one seed"
+            )
+        if self.use_released_lenses and self.domain != "lm":
+            raise StudyError(f"{where}: released lenses are for language models")
+
+    @property
+    def domain(self) -> str:
+        """``lm`` or ``vision``."""
+        return DOMAIN[self.source]
+
+    @property
+    def trained_here(self) -> bool:
+        """True when the workflow trains the model (so it has seeds and a training curve)."""
+        return self.source in TRAINED_SOURCES
+
+    @property
+    def display(self) -> str:
+        """The model's title in the paper (its name when the entry gives none)."""
+        return self.title or self.name
+
+    @property
+    def replicates(self) -> list[str]:
+        """The trained models: replicate 0 keeps the bare name."""
+        return A.replicates(self.name, self.seeds)
+
+    @property
+    def random_twin(self) -> str | None:
+        """The untrained twin's name, or None without that control."""
+        return A.model_name(self.name, twin="random") if self.random_init else None
+
+    @property
+    def rotated_twin(self) -> str | None:
+        """The rotated twin's name, or None without that control."""
+        return A.model_name(self.name, twin="rotated") if self.rotated else None
+
+    @property
+    def probed(self) -> list[str]:
+        """Every probed model of the entry but the rotated twin (which has no forward pass)."""
+        return self.replicates + ([self.random_twin] if self.random_twin else [])
+
+    @property
+    def tokenizer(self) -> str:
+        """The name of the tokenizer the entry's LMs read (the entry's own name)."""
+        return self.name
+
+
+class Study:
+    """Every model a config studies, and the names the workflow expands over."""
+
+    def __init__(self, entries: list[Mapping[str, Any]]):
+        self.models = [StudiedModel.from_entry(e) for e in entries]
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise StudyError(f"models: the name '{dupes[0]}' is listed twice")
+        clash = sorted(set(names) & {p for m in self.models for p in m.probed[1:]})
+        if clash:
+            raise StudyError(f"models: '{clash[0]}' names both an entry and another's twin")
+        if not self.models:
+            raise StudyError("models: the table lists no model")
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> Study:
+        """The study of a validated config."""
+        return cls(config["models"])
+
+    @cached_property
+    def by_name(self) -> dict[str, StudiedModel]:
+        """Entry name -> entry."""
+        return {m.name: m for m in self.models}
+
+    def entry_of(self, probed: str) -> StudiedModel:
+        """The entry a probed model (a replicate or twin) belongs to."""
+        base = A.parse_model_name(probed).base
+        if base not in self.by_name:
+            raise StudyError(f"'{probed}' is not a model of this study: {list(self.by_name)}")
+        return self.by_name[base]
+
+    def of_domain(self, domain: str) -> list[StudiedModel]:
+        """The entries of one domain (``lm`` or ``vision``), in table order."""
+        return [m for m in self.models if m.domain == domain]
+
+    def trained(self, domain: str | None = None) -> list[str]:
+        """The trained models: every entry's base name, then the seed replicates k >= 1."""
+        models = self.models if domain is None else self.of_domain(domain)
+        return [m.name for m in models] + [r for m in models for r in m.replicates[1:]]
+
+    def probed(self, domain: str | None = None) -> list[str]:
+        """Every probed model with a forward pass, LMs first, then CNNs.
+
+        In each domain: the entries' base names, their untrained twins, then the seed
+        replicates k >= 1.
+        """
+        if domain is None:
+            return self.probed("lm") + self.probed("vision")
+        models = self.of_domain(domain)
+        randoms = [m.random_twin for m in models if m.random_twin]
+        return [m.name for m in models] + randoms + [r for m in models for r in m.replicates[1:]]
+
+    def families(self, domain: str | None = None) -> list[str]:
+        """Entries drawn beside their untrained twin (those with the random-init control)."""
+        models = self.models if domain is None else self.of_domain(domain)
+        return [m.name for m in models if m.random_init]
+
+    @property
+    def rotated(self) -> list[str]:
+        """The rotated twins."""
+        return [m.rotated_twin for m in self.models if m.rotated_twin]
+
+    @property
+    def released_lenses(self) -> list[str]:
+        """Entries whose lenses are pulled from a release instead of fitted here."""
+        return [m.name for m in self.models if m.use_released_lenses]
+
+    def replicates(self, source: str) -> list[str]:
+        """The trained replicates of every entry of ``source``."""
+        return [r for m in self.models if m.source == source for r in m.replicates]
+
+    def tokenizer_of(self, probed: str) -> str:
+        """The tokenizer a probed LM reads: its entry's (replicates and twins share it)."""
+        return self.entry_of(probed).tokenizer
+
+    def roles(self) -> dict[str, str]:
+        """The models the paper's argument names, by role (a role is absent without one).
+
+        ``lm``: the first language model of the table; ``plain`` and ``residual``: the first
+        CNN without and with identity skips.
+        """
+        roles = {}
+        lms = self.of_domain("lm")
+        if lms:
+            roles["lm"] = lms[0].name
+        for role, residual in (("plain", False), ("residual", True)):
+            cnn = [m for m in self.of_domain("vision") if m.residual == residual]
+            if cnn:
+                roles[role] = cnn[0].name
+        return roles
+
+    def contrasts(self) -> list[tuple[str, str, bool]]:
+        """``(a, b, paired)`` for the contrast table.
+
+        Each residual minus each plain CNN (paired: the same images), and each LM minus each
+        CNN (unpaired).
+        """
+        cnns = self.of_domain("vision")
+        pairs = [(r.name, p.name, True) for r in cnns if r.residual for p in cnns if not p.residual]
+        pairs += [(lm.name, c.name, False) for lm in self.of_domain("lm") for c in cnns]
+        return pairs
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The table as plain data (for the paper's values and the release cards)."""
+        return [
+            {
+                "name": m.name,
+                "source": m.source,
+                "domain": m.domain,
+                "title": m.display,
+                "path": m.path,
+                "residual": m.residual,
+                "seeds": m.seeds,
+                "random_init": m.random_init,
+                "rotated": m.rotated,
+            }
+            for m in self.models
+        ]

@@ -1,0 +1,72 @@
+import pytest
+
+from iterlens.config import ConfigError, validate
+from iterlens.models.studied import Study, StudyError
+
+
+def study(*entries):
+    return Study.of(validate({"models": list(entries)}))
+
+
+def test_default_table_lists_todays_models():
+    s = Study.of(validate({}))
+    assert s.probed("lm") == ["lm", "lm_random"]
+    assert s.probed("vision") == [
+        "cnn_plain",
+        "cnn_residual",
+        "cnn_plain_random",
+        "cnn_residual_random",
+        "cnn_plain_s1",
+        "cnn_plain_s2",
+        "cnn_residual_s1",
+        "cnn_residual_s2",
+    ]
+    assert s.trained("vision") == [
+        "cnn_plain",
+        "cnn_residual",
+        "cnn_plain_s1",
+        "cnn_plain_s2",
+        "cnn_residual_s1",
+        "cnn_residual_s2",
+    ]
+    assert s.families() == ["lm", "cnn_plain", "cnn_residual"]
+    assert s.rotated == ["lm_rotated", "cnn_plain_rotated", "cnn_residual_rotated"]
+    assert s.roles() == {"lm": "lm", "plain": "cnn_plain", "residual": "cnn_residual"}
+    assert s.contrasts() == [
+        ("cnn_residual", "cnn_plain", True),
+        ("lm", "cnn_plain", False),
+        ("lm", "cnn_residual", False),
+    ]
+
+
+def test_two_lms_each_with_their_twins_and_tokenizers():
+    s = study(
+        {"name": "ref", "source": "reference", "controls": {"seeds": 2}},
+        {"name": "llama", "source": "folder", "path": "/x", "controls": {"rotated": False}},
+    )
+    assert s.probed() == ["ref", "llama", "ref_random", "llama_random", "ref_s1"]
+    assert s.rotated == ["ref_rotated"]
+    assert s.tokenizer_of("ref_s1") == "ref" and s.tokenizer_of("llama_random") == "llama"
+    assert s.entry_of("ref_rotated").source == "reference"
+    assert s.roles() == {"lm": "ref"} and s.contrasts() == []
+
+
+@pytest.mark.parametrize(
+    "entries,match",
+    [
+        ([{"name": "lm_s1", "source": "reference"}], "does not end in"),
+        ([{"name": "lm_random", "source": "reference"}], "does not end in"),
+        ([{"name": "g", "source": "hub"}], "needs a 'path'"),
+        ([{"name": "g", "source": "hub", "path": "gpt2", "controls": {"seeds": 2}}], "one seed"),
+        ([{"name": "c", "source": "reference", "residual": True}], "CNN's setting"),
+        ([{"name": "a", "source": "cnn"}, {"name": "a", "source": "cnn"}], "listed twice"),
+    ],
+)
+def test_bad_tables_are_refused_naming_the_entry(entries, match):
+    with pytest.raises(ConfigError, match=match):
+        validate({"models": entries})
+
+
+def test_unknown_probed_model_is_named():
+    with pytest.raises(StudyError, match="'gpt9' is not a model of this study"):
+        Study.of(validate({})).entry_of("gpt9")
