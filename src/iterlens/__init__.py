@@ -7,8 +7,8 @@ The package, by subsystem (each a subpackage; the workflow in ``workflow/rules``
 - :mod:`iterlens.config`, :mod:`iterlens.io`: the validated config; atomic file output.
 - :mod:`iterlens.data`: the text corpus and tokens (``text``), the image datasets (``images``).
 - :mod:`iterlens.models`: the reference LM and HF causal LMs (``lm``), the Inception-style CNN
-  twins (``cnn``), the one training loop (``training``), and ``surgery``, which knows where each
-  architecture keeps its blocks, norms, embeddings, attention and FFN.
+  twins (``cnn``), the one training loop (``training``), and ``families``, one adapter per
+  architecture family (where it keeps its blocks, norms, embeddings, attention and FFN).
 - :mod:`iterlens.probing`: a probed model's readout, its sharded activation store, extraction,
   lenses, metrics and transfer; one implementation for the LM and the CNN.
 - :mod:`iterlens.report`: summary tables and figures.

@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from iterlens.models.surgery import attention_output_module, blocks_of, input_norms_of
+from iterlens.models.families import adapter_for
 from iterlens.probing.extract import ResidualRecorder
 from iterlens.vocab.heads import attention_pattern, attention_to_first, head_vectors
 
@@ -43,11 +43,12 @@ def scrambled(family: str):
 def forward_with_hooks(model, ids):
     """Residual stream, the model's attention probabilities and each attention output."""
     outputs = {}
+    adapter = adapter_for(model)
     handles = [
-        attention_output_module(model, layer).register_forward_hook(
+        adapter.attention_output_module(model, layer).register_forward_hook(
             lambda m, a, out, layer=layer: outputs.__setitem__(layer, out.detach())
         )
-        for layer in range(len(blocks_of(model)))
+        for layer in range(len(adapter.blocks_of(model)))
     ]
     try:
         with ResidualRecorder(model) as rec, torch.no_grad():
@@ -65,8 +66,9 @@ def test_pattern_and_message_vectors_match_the_forward_pass(family):
     ids = torch.randint(0, 97, (1, 9), generator=torch.Generator().manual_seed(2))
     hidden, attentions, outputs = forward_with_hooks(model, ids)
     n = ids.shape[1]
-    for layer in range(len(blocks_of(model))):
-        x = input_norms_of(model, layer)[0](hidden[layer])
+    adapter = adapter_for(model)
+    for layer in range(len(adapter.blocks_of(model))):
+        x = adapter.input_norms_of(model, layer)[0](hidden[layer])
         # attention probabilities from the weights alone
         probs = attention_pattern(model, layer, x)
         torch.testing.assert_close(probs, attentions[layer], atol=1e-5, rtol=1e-4)
@@ -79,7 +81,7 @@ def test_pattern_and_message_vectors_match_the_forward_pass(family):
             )
         # the attention output is the attention-weighted sum of the messages plus the bias
         message = head_vectors(model, layer, x).message
-        weights = attention_output_module(model, layer).bias
+        weights = adapter.attention_output_module(model, layer).bias
         bias = torch.zeros(x.shape[1]) if weights is None else weights.detach()
         rebuilt = torch.einsum("hij,hjd->id", attentions[layer], message) + bias
         torch.testing.assert_close(rebuilt, outputs[layer][0], atol=1e-4, rtol=1e-4)

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_lm
 
-from iterlens.models.surgery import embedding_matrix, final_norm_of, input_norms_of
+from iterlens.models.families import adapter_for
 from iterlens.vocab.nearest import (
     dominated,
     high_bias_mask,
@@ -32,15 +32,16 @@ def test_a_token_is_nearest_to_its_own_normalised_embedding(family):
     model = scrambled(family)
     tokens = torch.arange(0, 97, 7)
     # input side: the embeddings through layer 1's attention input norm
-    norm = input_norms_of(model, 1)[0]
+    adapter = adapter_for(model)
+    norm = adapter.input_norms_of(model, 1)[0]
     with torch.no_grad():
-        own = norm(embedding_matrix(model)[tokens])
+        own = norm(adapter.embedding_matrix(model)[tokens])
     ids, cos = nearest_words(own, reading_space(model, norm), k=3)
     assert ids[:, 0].tolist() == tokens.tolist()
     torch.testing.assert_close(cos[:, 0], torch.ones(len(tokens)))
     # output side: the unembedding with the final norm's scale folded in (centred for LN)
     head = model.get_output_embeddings().weight.detach()
-    final = final_norm_of(model)
+    final = adapter.final_norm_of(model)
     own = head[tokens] * final.weight.detach()
     if family != "llama":
         own = own - own.mean(-1, keepdim=True)
@@ -50,8 +51,9 @@ def test_a_token_is_nearest_to_its_own_normalised_embedding(family):
 
 def test_untied_models_read_outputs_with_the_unembedding():
     model = scrambled("llama")
-    assert not torch.equal(model.get_output_embeddings().weight, embedding_matrix(model))
-    head = model.get_output_embeddings().weight.detach() * final_norm_of(model).weight.detach()
+    adapter = adapter_for(model)
+    assert not torch.equal(model.get_output_embeddings().weight, adapter.embedding_matrix(model))
+    head = model.get_output_embeddings().weight.detach() * model.model.norm.weight.detach()
     expected = F.normalize(head, dim=-1)
     torch.testing.assert_close(writing_space(model).vectors, expected)
 
@@ -87,7 +89,7 @@ def test_token_bias_is_the_logit_of_the_mean_residual(family):
     model = scrambled(family)
     mean = torch.randn(32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        expected = model.lm_head(final_norm_of(model)(mean))
+        expected = model.lm_head(adapter_for(model).final_norm_of(model)(mean))
     torch.testing.assert_close(token_bias(model, mean), expected)
 
 
@@ -98,7 +100,7 @@ def test_writing_space_rows_give_the_logits(family):
     model = scrambled(family)
     space = writing_space(model)
     h = torch.randn(4, 32, generator=torch.Generator().manual_seed(7)) * 3
-    final = final_norm_of(model)
+    final = adapter_for(model).final_norm_of(model)
     head = model.get_output_embeddings()
     with torch.no_grad():
         logits = head(final(h))

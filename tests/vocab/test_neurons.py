@@ -3,14 +3,13 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_lm
 
-from iterlens.models.surgery import blocks_of, ffn_weights, input_norms_of
+from iterlens.models.families import adapter_for
 from iterlens.vocab.nearest import reading_space
 from iterlens.vocab.neurons import NeuronRecorder, neuron_words, position0_neurons
 
 
 def act_fn(model, family):
-    mlp = blocks_of(model)[0].mlp
-    return mlp.act_fn if family == "llama" else mlp.act
+    return adapter_for(model).ffn_activation(model, 0)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])
@@ -22,7 +21,8 @@ def test_activations_and_weights_rebuild_the_ffn(family):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
     ids = torch.randint(0, 97, (1, 6), generator=gen)
     seen = {}
-    mlps = [block.mlp for block in blocks_of(model)]
+    adapter = adapter_for(model)
+    mlps = [adapter.mlp_module(model, i) for i in range(len(adapter.blocks_of(model)))]
     handles = [
         m.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (a[0], out)))
         for i, m in enumerate(mlps)
@@ -34,7 +34,7 @@ def test_activations_and_weights_rebuild_the_ffn(family):
         h.remove()
     fn = act_fn(model, family)
     for layer, (x, out) in seen.items():
-        w = ffn_weights(model, layer)
+        w = adapter.ffn_weights(model, layer)
         pre = x[0] @ w.w_in.T + w.b_in
         expected = fn(pre) * (x[0] @ w.w_up.T if w.w_up is not None else 1.0)
         torch.testing.assert_close(acts[layer], expected, atol=1e-5, rtol=1e-4)
@@ -43,14 +43,15 @@ def test_activations_and_weights_rebuild_the_ffn(family):
 
 def test_neuron_words_use_the_ffn_input_norm():
     model = tiny_lm("gpt_neox")
+    adapter = adapter_for(model)
     with torch.no_grad():
-        input_norms_of(model, 1)[1].weight.uniform_(0.2, 3.0)
+        adapter.input_norms_of(model, 1)[1].weight.uniform_(0.2, 3.0)
     mask = torch.zeros(97, dtype=torch.bool)
     table = neuron_words(model, 4, [str(i) for i in range(97)], mask)
     assert len(table) == 3 * 64 * 2 * 4
     row = table[(table["layer"] == 1) & (table["neuron"] == 5) & (table["side"] == "in")]
-    space = reading_space(model, input_norms_of(model, 1)[1])
-    brute = F.cosine_similarity(ffn_weights(model, 1).w_in[5][None], space.vectors).topk(4)
+    space = reading_space(model, adapter.input_norms_of(model, 1)[1])
+    brute = F.cosine_similarity(adapter.ffn_weights(model, 1).w_in[5][None], space.vectors).topk(4)
     assert row["token_id"].tolist() == brute.indices.tolist()
 
 

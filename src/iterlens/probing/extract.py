@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from iterlens.artifacts import shard_path
 from iterlens.device import readout_rtol
-from iterlens.models.surgery import blocks_of, final_norm_of
+from iterlens.models.families import adapter_for
 from iterlens.probing.readout import Readout
 from iterlens.probing.shard_writer import ShardWriter
 from iterlens.probing.store import finalize_store, shard_is_complete, write_shard
@@ -35,7 +35,8 @@ class ResidualRecorder:
     def __init__(self, model: nn.Module):
         self.model = model
         self.captured: dict[int, torch.Tensor] = {}
-        self.n_layers = len(blocks_of(model))
+        self.adapter = adapter_for(model)
+        self.n_layers = len(self.adapter.blocks_of(model))
         self._handles: list = []
 
     def _hook(self, index: int):
@@ -46,10 +47,10 @@ class ResidualRecorder:
         return hook
 
     def __enter__(self) -> ResidualRecorder:
-        for i, block in enumerate(blocks_of(self.model)):
+        for i, block in enumerate(self.adapter.blocks_of(self.model)):
             self._handles.append(block.register_forward_pre_hook(self._hook(i), with_kwargs=True))
         self._handles.append(
-            final_norm_of(self.model).register_forward_pre_hook(
+            self.adapter.final_norm_of(self.model).register_forward_pre_hook(
                 self._hook(self.n_layers), with_kwargs=True
             )
         )
@@ -145,7 +146,7 @@ def extract_lm_shard(
     text = tokenizer.decode(targets.tolist(), skip_special_tokens=True)
     writer = ShardWriter(
         out,
-        len(blocks_of(model)),
+        len(adapter_for(model).blocks_of(model)),
         readout.d_model,
         targets,
         inputs,

@@ -15,22 +15,29 @@ import torch
 from torch import nn
 
 from iterlens.io import fingerprint, load_safetensors, save_safetensors
-from iterlens.models.surgery import final_norm_of, model_family
+from iterlens.models.families import NormSpec, adapter_for
 
 
 class RMSNorm(nn.Module):
-    """Llama-style RMSNorm (computed in float32, scaled by ``weight``)."""
+    """RMSNorm computed in float32, scaled by ``offset + weight``.
 
-    def __init__(self, d: int, eps: float = 1e-6):
+    ``offset`` is 0 (Llama) or 1 (Gemma, whose stored weight is the gain minus one); it is
+    not a tensor, so a readout's fingerprint covers the stored weight only.
+    """
+
+    def __init__(self, d: int, eps: float = 1e-6, offset: float = 0.0):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))
+        self.weight = nn.Parameter(torch.ones(d) if offset == 0 else torch.zeros(d))
         self.eps = eps
+        self.offset = float(offset)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Normalise ``h`` by its root mean square."""
         dtype = h.dtype
         h = h.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.offset:
+            return (self.offset + self.weight) * h.to(dtype)
         return self.weight * h.to(dtype)
 
 
@@ -79,7 +86,11 @@ class Readout(nn.Module):
         raise TypeError(f"unsupported final norm {type(self.final_norm).__name__}")
 
     def save(self, path: str | Path) -> None:
-        """Write ``readout.safetensors`` (weights + norm description), atomically."""
+        """Write ``readout.safetensors`` (weights + norm description), atomically.
+
+        A norm weight offset is recorded (``weight_offset``) only where it is not 0, so
+        readouts without one are written exactly as before offsets existed.
+        """
         eps = getattr(self.final_norm, "eps", 0.0)
         meta = {
             "norm": self.norm_kind(),
@@ -88,11 +99,17 @@ class Readout(nn.Module):
             "fingerprint": self.fingerprint(),
             "meta": json.dumps(self.meta, sort_keys=True),
         }
+        offset = getattr(self.final_norm, "offset", 0.0)
+        if offset:
+            meta["weight_offset"] = repr(float(offset))
         save_safetensors(self.state_dict(), path, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> Readout:
-        """Load a readout written by :meth:`save`; verify its fingerprint."""
+        """Load a readout written by :meth:`save`; verify its fingerprint.
+
+        A readout saved without a ``weight_offset`` has offset 0.
+        """
         tensors, meta = load_safetensors(path, "readout")
         weight = tensors["unembedding.weight"]
         n_out, d = weight.shape
@@ -101,7 +118,7 @@ class Readout(nn.Module):
         if kind == "layernorm":
             norm = nn.LayerNorm(d, eps=eps, bias="final_norm.bias" in tensors)
         elif kind == "rmsnorm":
-            norm = RMSNorm(d, eps=eps)
+            norm = RMSNorm(d, eps=eps, offset=float(meta.get("weight_offset", "0")))
         else:
             norm = nn.Identity()
         head = nn.Linear(d, n_out, bias="unembedding.bias" in tensors)
@@ -129,16 +146,28 @@ class Readout(nn.Module):
             )
 
 
-def _copy_parts(norm: nn.Module, head: nn.Linear) -> tuple[nn.Module, nn.Linear]:
-    """Float32 copies of a final norm (LayerNorm, RMSNorm or none) and a linear head."""
+def _copy_parts(
+    norm: nn.Module, head: nn.Linear, spec: NormSpec | None = None
+) -> tuple[nn.Module, nn.Linear]:
+    """Float32 copies of a final norm and a linear head.
+
+    Args:
+        spec: the norm's description (an LM's, from its family adapter); without one the
+            norm must be a ``nn.LayerNorm`` or ``nn.Identity`` (the CNNs).
+    """
     d = head.in_features
-    if isinstance(norm, nn.Identity):
-        new_norm: nn.Module = nn.Identity()
+    if spec is not None and spec.kind == "layernorm":
+        new_norm: nn.Module = nn.LayerNorm(
+            d, eps=spec.eps, bias=getattr(norm, "bias", None) is not None
+        )
+    elif spec is not None and spec.kind == "rmsnorm":
+        new_norm = RMSNorm(d, eps=spec.eps, offset=spec.offset)
+    elif spec is not None:
+        raise NotImplementedError(f"unsupported final norm kind {spec.kind!r}")
+    elif isinstance(norm, nn.Identity):
+        new_norm = nn.Identity()
     elif isinstance(norm, nn.LayerNorm):
         new_norm = nn.LayerNorm(d, eps=norm.eps, bias=norm.bias is not None)
-    elif type(norm).__name__.endswith("RMSNorm"):
-        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
-        new_norm = RMSNorm(d, eps=eps)
     else:
         raise NotImplementedError(f"unsupported final norm {type(norm).__name__}")
     new_norm.load_state_dict(norm.state_dict())
@@ -148,9 +177,20 @@ def _copy_parts(norm: nn.Module, head: nn.Linear) -> tuple[nn.Module, nn.Linear]
 
 
 def readout_from_lm(model: nn.Module) -> Readout:
-    """Copy the final norm and unembedding of a causal LM into a :class:`Readout`."""
-    norm, head = _copy_parts(final_norm_of(model), model.get_output_embeddings())
-    meta = {"family": model_family(model), "name_or_path": model.config.name_or_path}
+    """Copy the final norm and unembedding of a causal LM into a :class:`Readout`.
+
+    Raises:
+        NotImplementedError: the architecture has no adapter, or softcaps its logits (a
+            readout of norm + unembedding would not reproduce them).
+    """
+    adapter = adapter_for(model)
+    if adapter.logit_softcap(model) is not None:
+        raise NotImplementedError(
+            f"{adapter.name} softcaps its final logits; the readout does not model that"
+        )
+    final = adapter.final_norm_of(model)
+    norm, head = _copy_parts(final, adapter.unembedding_of(model), adapter.norm_spec(final))
+    meta = {"family": adapter.name, "name_or_path": model.config.name_or_path}
     return Readout(norm, head, meta).eval()
 
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from iterlens import artifacts
 from iterlens.io import write_json, write_parquet
-from iterlens.models.surgery import blocks_of, input_norms_of, model_family
+from iterlens.models.families import adapter_for
 from iterlens.probing.extract import ResidualRecorder
 from iterlens.vocab.evolution import token_evolution
 from iterlens.vocab.heads import attention_pattern, attention_to_first, head_vectors
@@ -103,7 +103,7 @@ def analyse(
     """
     if not prompts:
         raise ValueError("no prompts to analyse")
-    model_family(model)  # a clear error for an unsupported architecture
+    adapter = adapter_for(model)  # a clear error for an unsupported architecture
     vocab_size = model.get_output_embeddings().out_features
     words = token_strings(tokenizer, vocab_size)
     runs = []
@@ -135,9 +135,9 @@ def analyse(
     )
     tables["neuron_words"].append(neuron_words(model, settings.top_k, words, high, share, progress))
     writing = writing_space(model)
-    n_layers = len(blocks_of(model))
+    n_layers = len(adapter.blocks_of(model))
     reading = [
-        reading_space(model, input_norms_of(model, layer)[0], f"attn_in:{layer}")
+        reading_space(model, adapter.input_norms_of(model, layer)[0], f"attn_in:{layer}")
         for layer in range(n_layers)
     ]
     for p, (ids, hidden, logits, acts) in enumerate(
@@ -178,7 +178,7 @@ def analyse(
             )
         )
         for layer in range(n_layers):
-            x = input_norms_of(model, layer)[0](hidden[:, layer])
+            x = adapter.input_norms_of(model, layer)[0](hidden[:, layer])
             vectors = head_vectors(model, layer, x)
             n_heads = vectors.pattern.shape[0]
             keys = {
@@ -189,7 +189,7 @@ def analyse(
             }
             for kind, vecs, space in (
                 ("pattern", vectors.pattern, reading[layer]),
-                ("message", vectors.message, writing),
+                ("message", vectors.written, writing),
             ):
                 found, cos = nearest_words(vecs.reshape(-1, vecs.shape[-1]), space, settings.top_k)
                 frame = match_table(

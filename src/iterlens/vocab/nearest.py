@@ -4,12 +4,14 @@ A vector is compared with the vocabulary *as seen from where the vector lives*:
 
 - a vector a layer **reads** (a head's pattern vector, an FFN neuron's input weights) lives
   in the space of that layer's normed input, so the vocabulary is the input embeddings
-  passed through that layer's input norm (:func:`reading_space`);
+  (scaled as the model scales them, by sqrt(d) in Gemma) passed through that layer's input
+  norm (:func:`reading_space`);
 - a vector **written** to the residual stream (a head's message, a neuron's output weights,
   the residual stream itself) is read out by the final norm and the unembedding, so the
-  vocabulary is the unembedding with the final norm's scale folded in, centred where the
-  final norm is a LayerNorm (:func:`writing_space`): row ``t`` is the direction that most
-  raises token ``t``'s logit. Untied models (Llama) use ``lm_head`` here, not the embeddings.
+  vocabulary is the unembedding with the final norm's gain (``offset + w``) folded in,
+  centred where the final norm is a LayerNorm (:func:`writing_space`): row ``t`` is the
+  direction that most raises token ``t``'s logit. Untied models (Llama) use ``lm_head``
+  here, not the embeddings.
 
 Similarity is cosine. A token's *prediction bias* is its logit for the mean residual
 stream; tokens whose bias is extreme (z-score over the vocabulary above a threshold) turn
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iterlens.models.surgery import embedding_matrix, final_norm_of, unembedding_of
+from iterlens.models.families import adapter_for
 
 HIGH_BIAS = "(high bias)"
 
@@ -47,15 +49,14 @@ class VocabSpace:
     center: bool = False
 
 
-def _is_layernorm(norm: nn.Module) -> bool:
-    return isinstance(norm, nn.LayerNorm)
-
-
 @torch.no_grad()
 def reading_space(model: nn.Module, norm: nn.Module, name: str = "reading") -> VocabSpace:
-    """The input embeddings as a layer sees them: ``norm(E)``, one row a token."""
+    """The input embeddings as a layer sees them: ``norm(s * E)``, one row a token.
+
+    ``s`` is the family's embedding scale, so layer 0's norm sees exactly its input.
+    """
     dtype = next(norm.parameters(), torch.empty(0)).dtype
-    rows = norm(embedding_matrix(model).to(dtype)).float()
+    rows = norm(adapter_for(model).embedding_matrix(model).to(dtype)).float()
     return VocabSpace(name, F.normalize(rows, dim=-1), center=False)
 
 
@@ -63,16 +64,18 @@ def reading_space(model: nn.Module, norm: nn.Module, name: str = "reading") -> V
 def writing_space(model: nn.Module) -> VocabSpace:
     """The unembedding seen through the final norm: row t is ``P(gamma * U_t)``.
 
-    ``P`` centres (LayerNorm) or is the identity (RMSNorm). ``x . row_t`` is then, up to
-    the norm's per-vector scale, the change in token t's logit when ``x`` is added to the
+    ``gamma`` is the norm's effective gain (``1 + w`` in Gemma, ``w`` elsewhere); ``P``
+    centres (LayerNorm) or is the identity (RMSNorm). ``x . row_t`` is then, up to the
+    norm's per-vector scale, the change in token t's logit when ``x`` is added to the
     residual stream.
     """
-    norm = final_norm_of(model)
-    rows = unembedding_of(model).weight.detach().float()
-    gamma = getattr(norm, "weight", None)
+    adapter = adapter_for(model)
+    norm = adapter.final_norm_of(model)
+    rows = adapter.unembedding_of(model).weight.detach().float()
+    gamma = adapter.norm_gain(norm)
     if gamma is not None:
-        rows = rows * gamma.detach().float()
-    center = _is_layernorm(norm)
+        rows = rows * gamma
+    center = adapter.norm_spec(norm).kind == "layernorm"
     if center:
         rows = rows - rows.mean(-1, keepdim=True)
     return VocabSpace("writing", F.normalize(rows, dim=-1), center=center)
@@ -114,9 +117,10 @@ def nearest_words(
 @torch.no_grad()
 def token_bias(model: nn.Module, mean_residual: torch.Tensor) -> torch.Tensor:
     """Each token's logit for the mean residual stream (final norm + unembedding), ``[V]``."""
-    norm = final_norm_of(model)
+    adapter = adapter_for(model)
+    norm = adapter.final_norm_of(model)
     dtype = next(norm.parameters(), torch.empty(0)).dtype
-    return unembedding_of(model)(norm(mean_residual.to(dtype)[None]))[0].float()
+    return adapter.unembedding_of(model)(norm(mean_residual.to(dtype)[None]))[0].float()
 
 
 def high_bias_mask(bias: torch.Tensor, threshold: float) -> torch.Tensor:

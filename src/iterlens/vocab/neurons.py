@@ -1,7 +1,8 @@
 """FFN neurons in vocabulary space: what each reads and writes, and when it fires.
 
 A neuron's *input weights* are compared with the vocabulary as its layer's FFN input norm
-sees it; its *output weights* with the vocabulary as the final readout sees it (see
+sees it; its *output weights* (through the gain of the FFN's output norm, in families that
+have one) with the vocabulary as the final readout sees it (see
 :mod:`iterlens.vocab.nearest`). These lists depend on the weights only, so they are
 computed once per model. Activations (the input of the FFN's output projection: after the
 nonlinearity, and after the gate in a gated FFN) come from a forward pass on a prompt.
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from iterlens.models.surgery import blocks_of, ffn_output_module, ffn_weights, input_norms_of
+from iterlens.models.families import adapter_for
 from iterlens.vocab.nearest import match_table, nearest_words, reading_space, writing_space
 
 
@@ -33,14 +34,15 @@ def neuron_words(
     Returns:
         One row per (layer, neuron, side, rank): token, cosine and its high-bias flag.
     """
+    adapter = adapter_for(model)
     writing = writing_space(model)
     parts = []
-    n_layers = len(blocks_of(model))
+    n_layers = len(adapter.blocks_of(model))
     for layer in tqdm(range(n_layers), desc="neuron words", disable=not progress):
-        ffn = ffn_weights(model, layer)
-        reading = reading_space(model, input_norms_of(model, layer)[1], f"ffn_in:{layer}")
+        ffn = adapter.ffn_weights(model, layer)
+        reading = reading_space(model, adapter.input_norms_of(model, layer)[1], f"ffn_in:{layer}")
         n = ffn.w_in.shape[0]
-        for side, vectors, space in (("in", ffn.w_in, reading), ("out", ffn.w_out, writing)):
+        for side, vectors, space in (("in", ffn.w_in, reading), ("out", ffn.written, writing)):
             ids, cos = nearest_words(vectors, space, k)
             keys = {
                 "layer": np.full(n, layer),
@@ -60,8 +62,9 @@ class NeuronRecorder:
         self._handles: list = []
 
     def __enter__(self) -> NeuronRecorder:
-        for layer in range(len(blocks_of(self.model))):
-            module = ffn_output_module(self.model, layer)
+        adapter = adapter_for(self.model)
+        for layer in range(len(adapter.blocks_of(self.model))):
+            module = adapter.ffn_output_module(self.model, layer)
             self._handles.append(module.register_forward_pre_hook(self._hook(layer)))
         return self
 
