@@ -81,8 +81,9 @@ def main() -> None:
     lenses = [str(lens_dir / k) for k in A.TRAINED_LENS_KINDS]
     iterlens(["evaluate", "--quiet", "--threads", "2", "--store", str(work / "acts" / "eval"),
               "--readout", str(readout), "--lens", *lenses, "--out", str(metrics),
-              "--train-tokens", str(run / A.TOKENS.format(split="train")),
-              "--tokenizer", str(run / A.TOKENIZER_DIR), "--examples-out", str(examples),
+              "--train-tokens", str(run / A.TOKENS.format(tokenizer="lm", split="train")),
+              "--tokenizer", str(run / A.TOKENIZER_DIR.format(tokenizer="lm")),
+              "--examples-out", str(examples),
               "--depth-out", str(work / "depth.csv"), "--transfer-out", str(transfer)])  # fmt: skip
     seconds = time.perf_counter() - t
 

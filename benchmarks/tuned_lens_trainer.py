@@ -87,8 +87,8 @@ def ensure_store(split: str, folder: Path, run: Path, model: str, n_tokens: int)
     count = extract_lm_store(
         lm,
         readout,
-        load_tokenizer(run / artifacts.TOKENIZER_DIR),
-        load_tokens(run / artifacts.TOKENS.format(split=split)),
+        load_tokenizer(run / artifacts.TOKENIZER_DIR.format(tokenizer="lm")),
+        load_tokens(run / artifacts.TOKENS.format(tokenizer="lm", split=split)),
         folder,
         seq_len=cfg["seq_len"],
         n_tokens=n_tokens,
@@ -105,7 +105,7 @@ def tokenizer_for_transformers_4(run: Path, out: Path) -> Path:
     """The run's tokenizer, with a config transformers 4.46 can load (``tokenizer.json``)."""
     folder = out / "tokenizer-tf4"
     folder.mkdir(exist_ok=True)
-    src = run / artifacts.TOKENIZER_DIR
+    src = run / artifacts.TOKENIZER_DIR.format(tokenizer="lm")
     (folder / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
     config = json.loads((src / "tokenizer_config.json").read_text())
     config["tokenizer_class"] = "PreTrainedTokenizerFast"

@@ -200,7 +200,7 @@ def write_fake_results(root: Path, vision: bool = True, intervals: bool = False)
     headline.to_csv(tables / "headline.csv", index=False)
     pd.DataFrame(
         [
-            {"model": "unigram", "ce_bits": 9.3834, "ce_nats": 6.5041},
+            {"model": "lm_unigram", "ce_bits": 9.3834, "ce_nats": 6.5041},
             {"model": "lm", "ce_bits": 6.8331, "ce_nats": 4.7364, "bits_per_byte": 1.5612},
             {"model": "lm_random", "ce_bits": 12.0291, "ce_nats": 8.3379, "bits_per_byte": 2.7481},
         ]

@@ -4,9 +4,9 @@ import yaml
 from conftest import ROOT, snakemake
 
 
-def dry_run(tmp_path, **release):
+def dry_run(tmp_path, **released_lenses):
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    cfg["release"] = release
+    cfg["models"][0]["released_lenses"] = released_lenses
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     result = snakemake(
         tmp_path / "run", "-n", "--quiet", "rules", config=str(tmp_path / "cfg.yaml")
@@ -24,7 +24,7 @@ def jobs(text, rule):
 
 
 def test_the_dag_stages_the_release_never_pushes_and_can_use_released_lenses(tmp_path):
-    out = dry_run(tmp_path, use_released_lenses=True, lenses_from="spaces/someone/lenses")
+    out = dry_run(tmp_path, use=True, source="spaces/someone/lenses")
     assert jobs(out, "stage_model_repo") == 3  # lm, cnn_plain, cnn_residual
     assert jobs(out, "stage_dataset_repo") == 1
     assert jobs(out, "push") == 0 and jobs(out, "push_dry_run") == 0

@@ -61,9 +61,9 @@ def test_evaluate_reads_the_tuned_lens_layout_and_writes_the_same_tables(smoke_r
         "--transfer-out",
         str(out["transfer"]),
         "--train-tokens",
-        str(res / "tokens" / "train.npy"),
+        str(res / "tokens" / "lm" / "train.npy"),
         "--tokenizer",
-        str(res / "tokenizer"),
+        str(res / "tokenizers" / "lm"),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -73,7 +73,7 @@ def test_probe_beats_unigram(smoke_lm):
     summary = pd.read_csv(tables / "lm_summary.csv").set_index("model")
     metrics = pd.read_csv(tables / "lm" / "lens_metrics.csv")
     probe = metrics[metrics.lens == "probe"]
-    assert probe["ce_bits"].min() < summary.loc["unigram", "ce_bits"]
+    assert probe["ce_bits"].min() < summary.loc["lm_unigram", "ce_bits"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -11,7 +11,8 @@ from conftest import ROOT, write_fake_results
 
 from iterlens.io import write_json
 from iterlens.report.paper import render
-from iterlens.report.paper_values import collect, evaluate, fmt
+from iterlens.report.paper_values import collect
+from iterlens.report.values import evaluate, fmt
 
 needs_poppler = pytest.mark.skipif(
     shutil.which("pdftotext") is None,

@@ -5,7 +5,8 @@ import pytest
 from conftest import ROOT, write_fake_results
 
 from iterlens.report.paper_figures import caption_of
-from iterlens.report.paper_values import collect, digits_for, evaluate, fmt
+from iterlens.report.paper_values import collect
+from iterlens.report.values import digits_for, evaluate, fmt
 
 CAPTIONS = ROOT / "workflow" / "report"
 
@@ -184,7 +185,8 @@ def _lens_tables(folder, tuned, logit, shared, adjacent_frac, info_gain=2.0, hal
 
 def test_rotated_control_values_and_claims_by_hand(tmp_path):
     from iterlens.report.controls import rotated_control_table
-    from iterlens.report.paper_values import Values, _rotated
+    from iterlens.report.paper_values import _rotated
+    from iterlens.report.values import Values
 
     tables = tmp_path / "results" / "tables"
     original = _lens_tables(tables / "lm", [1.0, 0.5, 0], [6.0, 1.0, 0], [1.5, 0.7, 0.2], 0.25)

@@ -27,7 +27,7 @@ def test_smoke_targets_run_through_the_slurm_executor(tmp_path):
         pytest.skip("SLURM cannot be started here: its daemons need root")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     run = subprocess.run(
-        ["bash", str(SCRIPT), str(tmp_path), "results/tokenizer"],
+        ["bash", str(SCRIPT), str(tmp_path), "results/tokenizers/lm"],
         capture_output=True,
         text=True,
         env=env,

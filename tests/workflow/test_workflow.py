@@ -23,8 +23,15 @@ def test_default_config_dry_run(tmp_path):
 
 @pytest.mark.parametrize("rotated", [True, False])
 def test_rotated_control_switch(tmp_path, rotated):
+    import yaml
+
+    from iterlens.config import validate
+
+    models = validate({})["models"]
+    for entry in models:
+        entry["controls"]["rotated"] = rotated
     overlay = tmp_path / "controls.yaml"
-    overlay.write_text(f"controls:\n  rotated: {str(rotated).lower()}\n")
+    overlay.write_text(yaml.safe_dump({"models": models}))
     result = subprocess.run(
         [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "2", "--quiet", "rules"]
         + ["--configfile", str(overlay)],
@@ -80,7 +87,7 @@ def test_smoke_run_writes_tables_and_figures(smoke_run):
         png = results / "figures" / f"{name}.png"
         assert png.stat().st_size > 10_000, name
     summary = pd.read_csv(results / "tables" / "lm_summary.csv")
-    assert list(summary["model"]) == ["unigram", "lm", "lm_random"]
+    assert list(summary["model"]) == ["lm_unigram", "lm", "lm_random"]
     headline = pd.read_csv(results / "tables" / "headline.csv")
     assert list(headline["model"]) == [
         "lm",
@@ -182,48 +189,55 @@ def test_pipeline_is_deterministic(smoke_run, tmp_path):
         assert (tables / name).read_bytes() == before[name], name
 
 
-def test_hf_model_folder_replaces_the_reference_lm(smoke_run, tmp_path):
-    """`lm.model: <folder>` runs the LM branch on that model (a tiny random GPT-NeoX)."""
-    import yaml
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+def test_two_lms_in_one_dag(smoke_run, tmp_path):
+    """config/smoke-two-lms.yaml: the reference LM and a tiny random Llama from a local folder,
+    each with its own tables, figures, paper rows and release folder."""
+    import json
+    import shutil
 
-    from iterlens.data.text import load_tokenizer
+    from iterlens.cli import main
 
-    tok = load_tokenizer(smoke_run / "results" / "tokenizer")
-    model = GPTNeoXForCausalLM(
-        GPTNeoXConfig(
-            vocab_size=len(tok),
-            num_hidden_layers=2,
-            hidden_size=32,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            eos_token_id=tok.eos_token_id,
-            bos_token_id=tok.eos_token_id,
-        )
+    run = tmp_path / "run"
+    (run / "results" / "tokenizers").mkdir(parents=True)
+    # The folder model reads the corpus with its own tokenizer: here a copy of the smoke
+    # run's reference BPE (the same corpus and config, so the same tokenizer).
+    tok = smoke_run / "results" / "tokenizers" / "lm"
+    shutil.copytree(tok, tmp_path / "tok")
+    code = main(
+        [
+            "tiny-model",
+            "--family",
+            "llama",
+            "--tokenizer",
+            str(tmp_path / "tok"),
+            "--max-positions",
+            "128",
+            "--out",
+            str(run / "tiny-llama"),
+        ]
     )
-    folder = tmp_path / "tiny-neox"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    cfg["lm"] = {"model": str(folder)}
-    cfg["vision"] = {"enabled": False}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    result = snakemake(
-        tmp_path / "run",
-        "results/tables/lm/lens_metrics.csv",
-        "--quiet",
-        "rules",
-        config=str(tmp_path / "cfg.yaml"),
-    )
+    assert code in (0, None)
+    result = snakemake(run, "--quiet", "rules", config="smoke-two-lms.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "run" / "results"
-    assert (run / "models" / "lm" / "source.json").exists()  # recorded, not retrained
-    metrics = pd.read_csv(run / "tables" / "lm" / "lens_metrics.csv")
-    assert metrics["layer"].max() == 2
-    last = metrics[metrics.layer == 2].set_index("lens")
-    # At the last layer every readout-based lens is the model itself. A random model's final
-    # distribution is not informative, so its KL is reported as missing (with the reason), and
-    # the identity is checked on the cross-entropy instead.
-    assert last.loc["logit", "ce_bits"] == pytest.approx(last.loc["tuned", "ce_bits"], abs=1e-6)
-    assert last["kl_bits"].isna().all() or (last["kl_bits"] < 1e-6).all()
+    results = run / "results"
+    assert (results / "models" / "tiny_llama" / "source.json").exists()  # recorded, not trained
+    assert (results / "tokenizers" / "tiny_llama").is_dir()
+    for model in ("lm", "lm_random", "tiny_llama", "tiny_llama_random"):
+        metrics = pd.read_csv(results / "tables" / model / "lens_metrics.csv")
+        assert metrics["layer"].max() == 3, model
+    assert not (results / "tables" / "tiny_llama_rotated").exists()  # controls: rotated false
+    assert (results / "tables" / "lm_rotated" / "lens_metrics.csv").exists()
+    headline = pd.read_csv(results / "tables" / "headline.csv")
+    assert list(headline["model"]) == ["lm", "tiny_llama", "lm_random", "tiny_llama_random"]
+    summary = pd.read_csv(results / "tables" / "lm_summary.csv")
+    assert {"lm_unigram", "tiny_llama_unigram", "tiny_llama"} <= set(summary["model"])
+    for figure in ("tiny_llama_lens_curves", "tiny_llama_transfer", "lm_training"):
+        assert (results / "figures" / f"{figure}.png").exists(), figure
+    assert not (results / "figures" / "tiny_llama_training.png").exists()
+    values = json.loads((results / "paper" / "values.json").read_text())
+    assert "tiny_llama.transfer_ce_penalty_adjacent_bits" in values["values"]
+    assert {t["model"] for t in values["layer_tables"]} >= {"tiny_llama", "tiny_llama_random"}
+    assert not values["has"]["vision"]
+    release = sorted(p.name for p in (results / "release").iterdir())
+    assert release == ["iterlens-sotu-lm", "iterlens-sotu-results", "iterlens-sotu-tiny-llama"]
+    assert (results / "paper" / "paper.pdf").stat().st_size > 0

@@ -28,6 +28,29 @@ def record_lm(args):
 
 
 @command(
+    "tiny-model",
+    "save a tiny random causal LM of a registered family with a given tokenizer (for smoke "
+    "runs and tests: a 'folder' entry of the models table)",
+    arg("--family", required=True, help="a registered model_type (gpt2, gpt_neox, llama, ...)"),
+    arg("--tokenizer", required=True, help="tokenizer folder whose vocabulary the model uses"),
+    arg("--max-positions", type=int, default=1024, help="longest window the model takes"),
+    arg("--seed", type=int, default=0),
+    arg("--out", required=True),
+)
+def tiny_model(args):
+    from iterlens.data.text import load_tokenizer
+    from iterlens.models.families import adapter_for
+    from iterlens.models.lm import init_model, save_model
+
+    tok = load_tokenizer(args.tokenizer)
+    config = adapter_for(args.family).tiny_config()
+    config.vocab_size = len(tok)
+    config.bos_token_id = config.eos_token_id = tok.eos_token_id
+    config.max_position_embeddings = args.max_positions
+    save_model(init_model(config, args.seed), tok, args.out)
+
+
+@command(
     "train-lm",
     "train a reference LM (GPT-2, sizes from the lm section) on the train tokens",
     arg("--tokenizer", required=True),

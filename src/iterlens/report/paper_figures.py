@@ -26,14 +26,15 @@ def _group_of(stem: str, groups: Sequence[tuple[str, str]]) -> tuple[str, str]:
     return max((g for g in groups if stem.startswith(g[0])), key=lambda g: len(g[0]))
 
 
-def caption_of(stem: str, captions: str | Path, groups: Sequence[tuple[str, str]] = ()) -> str:
+def caption_of(stem: str, captions: str | Path) -> str:
     """The ``snakemake --report`` caption of a figure, as plain text (``rst`` literals unquoted).
 
-    A figure ``<family>_<name>.png`` takes ``<name>.rst``; ``<stem>.rst`` wins if it exists.
+    A figure ``<model>_<name>.png`` takes ``<name>.rst`` (the longest such ``<name>`` that has
+    a caption); ``<stem>.rst`` wins if it exists.
     """
     folder = Path(captions)
-    prefix = _group_of(stem, [*groups, ACROSS])[0]
-    names = [stem] + ([stem[len(prefix) :]] if prefix else [])
+    parts = stem.split("_")
+    names = ["_".join(parts[i:]) for i in range(len(parts))]
     for name in names:
         if (folder / f"{name}.rst").exists():
             return " ".join((folder / f"{name}.rst").read_text().replace("``", "").split())
@@ -78,5 +79,5 @@ def _figure(
         "path": rel.as_posix(),
         "stem": stem,
         "group": group,
-        "caption": model + caption_of(stem, captions, groups),
+        "caption": model + caption_of(stem, captions),
     }
