@@ -16,49 +16,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def tiny_lm(family: str, seed: int = 0):
-    """A tiny random causal LM of ``family`` built from a config (no download)."""
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        GPTNeoXConfig,
-        GPTNeoXForCausalLM,
-        LlamaConfig,
-        LlamaForCausalLM,
-    )
+    """A tiny random causal LM of ``family``, from its adapter's tiny config (no download)."""
+    from iterlens.models.families import adapter_for
 
-    torch.manual_seed(seed)
-    common = {"vocab_size": 97, "bos_token_id": 0, "eos_token_id": 0}
-    if family == "gpt2":
-        model = GPT2LMHeadModel(
-            GPT2Config(n_layer=3, n_embd=32, n_head=2, n_positions=64, **common)
-        )
-    elif family == "gpt_neox":
-        model = GPTNeoXForCausalLM(
-            GPTNeoXConfig(
-                num_hidden_layers=3,
-                hidden_size=32,
-                num_attention_heads=2,
-                intermediate_size=64,
-                max_position_embeddings=64,
-                **common,
-            )
-        )
-    elif family == "llama":
-        model = LlamaForCausalLM(
-            LlamaConfig(
-                num_hidden_layers=3,
-                hidden_size=32,
-                num_attention_heads=2,
-                num_key_value_heads=1,
-                intermediate_size=64,
-                max_position_embeddings=64,
-                tie_word_embeddings=False,
-                **common,
-            )
-        )
-    else:
-        raise ValueError(family)
-    return model.eval()
+    return adapter_for(family).tiny_model(seed)
 
 
 def snakemake(workdir: Path, *extra: str, config: str = "smoke.yaml"):

@@ -6,32 +6,14 @@ from iterlens.models.families import adapter_for
 from iterlens.probing.extract import ResidualRecorder
 from iterlens.vocab.heads import attention_pattern, attention_to_first, head_vectors
 
-FAMILIES = ["gpt2", "gpt_neox", "llama", "llama_gqa"]
-
-
-def gqa_llama():
-    """Llama with 4 query heads sharing 2 key/value heads, with attention biases."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            num_hidden_layers=2,
-            hidden_size=32,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            intermediate_size=48,
-            max_position_embeddings=64,
-            vocab_size=97,
-            attention_bias=True,
-            tie_word_embeddings=False,
-        )
-    ).eval()
+# Every registered family; the Llama adapter's tiny config has grouped-query attention (4
+# query heads sharing 2 key/value heads) and attention biases.
+FAMILIES = ["gpt2", "gpt_neox", "llama"]
 
 
 def scrambled(family: str):
     """A tiny model whose every weight, bias and norm scale is random (none left at 0 or 1)."""
-    model = gqa_llama() if family == "llama_gqa" else tiny_lm(family)
+    model = tiny_lm(family)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
