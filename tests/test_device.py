@@ -52,7 +52,7 @@ def test_config_device_defaults_and_validation():
     cfg = validate({})
     assert cfg["device"] == "auto"
     assert (cfg["extract"]["dtype"], cfg["extract"]["store_dtype"]) == ("auto", "float32")
-    assert cfg["seeds"] == {"lm": 1, "vision": 3}
+    assert [m["controls"]["seeds"] for m in cfg["models"]] == [1, 3, 3]
     with pytest.raises(ConfigError, match="device"):
         validate({"device": "tpu"})
     with pytest.raises(ConfigError, match="store_dtype"):

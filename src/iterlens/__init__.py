@@ -6,12 +6,14 @@ The package, by subsystem (each a subpackage; the workflow in ``workflow/rules``
 - :mod:`iterlens.artifacts`: every artifact file name and path pattern (library and workflow).
 - :mod:`iterlens.config`, :mod:`iterlens.io`: the validated config; atomic file output.
 - :mod:`iterlens.data`: the text corpus and tokens (``text``), the image datasets (``images``).
-- :mod:`iterlens.models`: the reference LM and HF causal LMs (``lm``), the Inception-style CNN
-  twins (``cnn``), the one training loop (``training``), and ``families``, one adapter per
-  architecture family (where it keeps its blocks, norms, embeddings, attention and FFN).
+- :mod:`iterlens.models`: the table of studied models (``studied``), the reference LM and HF
+  causal LMs (``lm``), the Inception-style CNN twins (``cnn``), the one training loop
+  (``training``), ``families``, one adapter per architecture family (where it keeps its blocks,
+  norms, embeddings, attention and FFN), and GGUF files (``gguf``).
 - :mod:`iterlens.probing`: a probed model's readout, its sharded activation store, extraction,
   lenses, metrics and transfer; one implementation for the LM and the CNN.
-- :mod:`iterlens.report`: summary tables and figures.
+- :mod:`iterlens.report`: summary tables, figures, the paper's values and the README block.
+- :mod:`iterlens.vocab`: the vocabulary-space analysis and its pages.
 - :mod:`iterlens.hub`: the Hugging Face Hub release (stage, push) and loading released lenses.
 - :mod:`iterlens.cli`: the command line, one module per group of commands.
 
