@@ -142,3 +142,28 @@ def test_fused_kl_matches_autograd_through_log_softmax():
     # by hand: the gradient of KL(p || softmax(z)) is softmax(z) - p, row by row
     expected = (torch.softmax(z.detach(), -1) - p) * weights[:, None]
     torch.testing.assert_close(fused_grad, expected, rtol=0, atol=1e-12)
+
+
+def test_shared_lens_is_not_fitted_on_layer_0_or_the_last_by_default(smoke_lm, monkeypatch):
+    """The default config fits the one shared lens on layers 1..L-1 only."""
+    from iterlens.config import validate
+    from iterlens.probing import fitting
+
+    readout, fit_store, _, _ = smoke_lm
+    seen = {}
+
+    def spy(lens, store, readout, layers, **kwargs):
+        seen[type(lens).__name__] = list(layers)
+        return pd.DataFrame({"step": [0], "heldout_loss_nats": [0.0]})
+
+    monkeypatch.setattr(fitting, "fit_lens", spy)
+    cfg = validate({})
+    assert cfg["lens"]["shared_layers"] == "inner"
+    n = fit_store.n_layers
+    for kind in ("shared", "tuned", "probe"):
+        fit_kind(kind, fit_store, readout, cfg, progress=False)
+    assert seen["SharedLens"] == list(range(1, n))
+    assert seen["LayerTunedLens"] == list(range(n))
+    assert seen["FreeProbe"] == list(range(n + 1))
+    fit_kind("shared", fit_store, readout, {**cfg, "lens": {**cfg["lens"], "shared_layers": "all"}})
+    assert seen["SharedLens"] == list(range(n + 1))

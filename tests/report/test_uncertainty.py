@@ -8,25 +8,46 @@ from iterlens.probing.bootstrap import Examples
 from iterlens.probing.metrics import PER_EXAMPLE
 from iterlens.probing.transfer import transfer_table
 from iterlens.report.tables import headline_row
-from iterlens.report.uncertainty import layer_table, transfer_table_intervals
+from iterlens.report.uncertainty import layer_table, transfer_masks, transfer_table_intervals
 
-# lens i on data layer j, the same for every example (bits); penalty[i, j] = M[i, j] - M[j, j]
-M = np.array([[1.0, 2.0, 4.0], [3.0, 1.5, 2.0], [5.0, 2.0, 1.0]])
+# lens i on data layer j, the same for every example (bits); penalty[i, j] = M[i, j] - M[j, j].
+# L = 3: rows/columns 0..2 are translator layers, row 3 the logit lens, column 3 the final layer.
+M = np.array(
+    [
+        [1.0, 2.0, 3.0, 4.0],
+        [3.0, 1.5, 2.5, 2.0],
+        [5.0, 2.0, 1.2, 1.5],
+        [6.0, 3.0, 2.0, 1.0],
+    ]
+)
+# top-1 agreement with the final of lens i on layer j
+AGREE = np.array(
+    [
+        [0.5, 0.4, 0.3, 0.2],
+        [0.3, 0.6, 0.5, 0.6],
+        [0.1, 0.2, 0.8, 0.9],
+        [0.1, 0.3, 0.5, 1.0],
+    ]
+)
+N_LAYERS = 3
 
 
-def hand_built(prior_bits: float, final_ce_bits: float, n: int = 8) -> Examples:
+def hand_built(prior_bits: float, final_ce_bits: float, n: int = 8, m=M) -> Examples:
     """Every example alike; the logit lens's CE at the last layer is the model's own."""
     values = {}
     for lens in ("logit", "tuned", "shared", "probe"):
-        for m in PER_EXAMPLE:
-            values[f"{lens}.{m}"] = np.full((n, 3), 0.5, np.float32)
+        for metric in PER_EXAMPLE:
+            values[f"{lens}.{metric}"] = np.full((n, N_LAYERS + 1), 0.5, np.float32)
         values[f"{lens}.ce_bits"][:, -1] = final_ce_bits
-    values["shared.ce_bits"][:, :-1] = 0.75  # shared penalty 0.25 bits at layers 0 and 1
+    values["tuned.ce_bits"][:, 0] = 2.0  # the blocks add 2.0 - final_ce_bits
+    values["shared.ce_bits"][:, :-1] = 0.75  # shared penalty 0.25 bits at layers 1, 2
     values["prior_ce_bits"] = np.full(n, prior_bits)
     groups = np.arange(n) // 2
-    transfer = {
-        "ce_bits": np.stack([M * 2] * (n // 2)),  # sums over the 2 examples of each group
-        "kl_bits": np.stack([M * 2] * (n // 2)),
+    transfer = {  # sums over the 2 examples of each group
+        "ce_bits": np.stack([m * 2] * (n // 2)),
+        "kl_bits": np.stack([m * 2] * (n // 2)),
+        "kl_own_bits": np.stack([m * 2] * (n // 2)),
+        "agree_final": np.stack([AGREE * 2] * (n // 2)),
         "count": np.full(n // 2, 2.0),
     }
     return Examples(groups, values, transfer)
@@ -40,28 +61,71 @@ def metrics_of(ex: Examples) -> pd.DataFrame:
             **{m: float(ex.values[f"{lens}.{m}"][0, layer]) for m in PER_EXAMPLE},
         }
         for lens in ("logit", "tuned", "shared", "probe")
-        for layer in range(3)
+        for layer in range(N_LAYERS + 1)
     ]
     return pd.DataFrame(rows)
 
 
 def test_normalised_penalty_of_a_hand_built_case():
-    ex = hand_built(prior_bits=3.0, final_ce_bits=1.0)  # info gain: 2 bits
+    ex = hand_built(prior_bits=3.0, final_ce_bits=1.0)  # info gain 2 bits; blocks add 1 bit
     table = transfer_table_intervals(transfer_table(ex.transfer), ex)
     cell = table[(table.lens_layer == 0) & (table.data_layer == 1)].iloc[0]
     assert cell.ce_penalty_bits == pytest.approx(0.5)  # 2.0 - 1.5
     assert cell.ce_penalty_frac == pytest.approx(0.25)  # 0.5 / 2
+    assert cell.ce_penalty_blocks == pytest.approx(0.5)  # 0.5 / 1
     assert cell.ce_penalty_frac_lo == pytest.approx(0.25)  # every example alike
+    assert cell.kept == pytest.approx((3 - 2.0) / (3 - 1.5))
+    assert set(table[table.lens_layer == N_LAYERS]["lens"]) == {"logit"}
+    assert set(table[table.lens_layer < N_LAYERS]["lens"]) == {"tuned"}
     row = headline_row("hand", ex)
     assert row["info_gain_bits"] == pytest.approx(2.0)
-    # adjacent over layers 1..2 only: (1,2) 2 - 1 = 1 and (2,1) 2 - 1.5 = 0.5
-    assert row["transfer_ce_penalty_adjacent_bits"] == pytest.approx(0.75)
-    assert row["transfer_ce_penalty_adjacent_frac"] == pytest.approx(0.375)
-    # layer 0 apart: lens 0 on layers 1, 2: 0.5 and 3.0; lenses 1, 2 on layer 0: 2 and 4
-    assert row["transfer_ce_penalty_layer0_lens_bits"] == pytest.approx(1.75)
+    assert row["blocks_gain_bits"] == pytest.approx(1.0)
+    # adjacent among the inner layers 1..2 only: (1,2) 2.5 - 1.2 = 1.3 (moved deeper) and
+    # (2,1) 2.0 - 1.5 = 0.5 (moved shallower)
+    assert row["transfer_ce_penalty_adjacent_up_bits"] == pytest.approx(1.3)
+    assert row["transfer_ce_penalty_adjacent_down_bits"] == pytest.approx(0.5)
+    assert row["transfer_ce_penalty_adjacent_bits"] == pytest.approx(0.9)
+    assert row["transfer_ce_penalty_adjacent_frac"] == pytest.approx(0.45)
+    assert row["transfer_ce_penalty_adjacent_blocks"] == pytest.approx(0.9)
+    # bounded: (3 - 2.5) / (3 - 1.2) and (3 - 2.0) / (3 - 1.5), each in [0, 1]
+    assert row["transfer_kept_adjacent"] == pytest.approx((0.5 / 1.8 + 1 / 1.5) / 2)
+    assert row["transfer_agree_adjacent"] == pytest.approx((0.5 + 0.2) / 2)
+    assert row["transfer_agree_own_adjacent"] == pytest.approx((0.8 + 0.6) / 2)
+    # layer 0 apart: lens 0 on layers 1, 2: 0.5 and 1.8; lenses 1, 2 on layer 0: 2 and 4
+    assert row["transfer_ce_penalty_layer0_lens_bits"] == pytest.approx(1.15)
     assert row["transfer_ce_penalty_layer0_data_bits"] == pytest.approx(3.0)
+    # the shared lens over layers 1..L-1; layer 0 apart (0.75 - 2.0)
+    assert row["shared_ce_penalty_mean_bits"] == pytest.approx(0.25)
     assert row["shared_ce_penalty_mean_frac"] == pytest.approx(0.125)
+    assert row["shared_ce_penalty_layer0_bits"] == pytest.approx(-1.25)
+    assert row["shared_layers_compared"] == 2
+    assert row["logit_beats_shared_layers"] == 0  # equal KL: no interval above zero
     assert row["informative"]
+
+
+def test_identity_row_and_final_column_never_enter_a_transfer_summary():
+    """Row L is the logit lens and column L the final layer: not tuned-lens transfer."""
+    changed = M.copy()
+    changed[N_LAYERS, :] += 100.0
+    changed[:, N_LAYERS] += 50.0
+    a = headline_row("a", hand_built(3.0, 1.0))
+    b = headline_row("b", hand_built(3.0, 1.0, m=changed))
+    transfer = [k for k in a if k.startswith("transfer_")]
+    assert len(transfer) > 40
+    for key in transfer:
+        assert a[key] == pytest.approx(b[key], nan_ok=True), key
+    for mask in transfer_masks(N_LAYERS).values():
+        assert not mask[N_LAYERS].any() and not mask[:, N_LAYERS].any()
+
+
+def test_kept_share_is_bounded():
+    wild = M.copy()
+    wild[1, 2] = 40.0  # far worse than the prior
+    wild[2, 1] = -5.0  # impossibly better than the own lens
+    row = headline_row("w", hand_built(3.0, 1.0, m=wild))
+    assert row["transfer_ce_penalty_adjacent_up_bits"] == pytest.approx(40 - 1.2)
+    assert 0.0 <= row["transfer_kept_adjacent"] <= 1.0
+    assert row["transfer_kept_adjacent"] == pytest.approx((0.0 + 1.0) / 2)
 
 
 def test_not_informative_model_has_no_kl_rows():
@@ -72,12 +136,19 @@ def test_not_informative_model_has_no_kl_rows():
     assert table["not_informative_reason"].str.contains("info gain").all()
     for col in ["kl_bits", "kl_bits_lo", "kl_frac", "top1_agree", "ce_minus_tuned_bits"]:
         assert table[col].isna().all(), col
-    assert table["ce_bits"].notna().all() and table["top1_acc"].notna().all()
+    fitted = table["lens"].isin(["tuned", "shared"])
+    assert table.loc[fitted, "ce_bits"].isna().all()  # lenses fitted to the final
+    assert table.loc[~fitted, "ce_bits"].notna().all() and table["top1_acc"][~fitted].notna().all()
     transfer = transfer_table_intervals(transfer_table(ex.transfer), ex)
-    assert transfer["ce_penalty_bits"].isna().all() and transfer["kl_bits"].isna().all()
-    assert transfer["ce_bits"].notna().all()  # CE against targets stays
+    for col in ("ce_penalty_bits", "kl_bits", "ce_bits", "kept", "agree_final", "kl_own_bits"):
+        assert transfer[col].isna().all(), col
     row = headline_row("control", ex)
-    assert np.isnan(row["transfer_ce_penalty_far_bits"])
+    derived = ("transfer_", "shared_ce", "shared_minus", "logit_kl", "tuned_kl", "tuned_minus")
+    derived_keys = [k for k in row if k.startswith(derived) or k.startswith("blocks_gain")]
+    assert len(derived_keys) > 60
+    for key in derived_keys:
+        assert np.isnan(row[key]), key
+    assert np.isnan(row["logit_beats_shared_layers"]) and row["logit_beats_shared_at"] == ""
     assert row["probe_best_top1_acc"] == pytest.approx(0.5)
 
 
@@ -87,4 +158,4 @@ def test_informative_model_keeps_its_kl_rows():
     assert table["informative"].all() and table["kl_bits"].notna().all()
     assert table["kl_frac"].to_numpy() == pytest.approx(0.25)  # 0.5 bits / 2 bits
     shared = table[table.lens == "shared"].set_index("layer")
-    assert shared.loc[0, "ce_minus_tuned_bits"] == pytest.approx(0.25)
+    assert shared.loc[1, "ce_minus_tuned_bits"] == pytest.approx(0.25)

@@ -192,8 +192,9 @@ class Examples:
 
     ``values[f"{lens}.{metric}"]`` is ``[n, L + 1]``; ``prior_ce_bits`` ``[n]`` is each
     target's cross-entropy under the training marginal; ``groups`` ``[n]`` the resampled unit
-    (LM: document, CNN: image). ``transfer`` holds ``ce_bits``/``kl_bits`` ``[G, L+1, L+1]``
-    sums and ``count`` ``[G]``, over the same (sorted) groups.
+    (LM: document, CNN: image). ``transfer`` holds the ``[G, L+1, L+1]`` sums of
+    :func:`iterlens.probing.transfer.transfer_sums` and ``count`` ``[G]``, over the same (sorted)
+    groups.
     """
 
     groups: np.ndarray
@@ -230,6 +231,5 @@ class Examples:
         if not self.transfer:
             raise ValueError("these per-example values hold no transfer sums")
         return GroupSums(
-            self.transfer["count"],
-            {"ce_bits": self.transfer["ce_bits"], "kl_bits": self.transfer["kl_bits"]},
+            self.transfer["count"], {k: v for k, v in self.transfer.items() if k != "count"}
         )

@@ -308,7 +308,7 @@ def fit_kind(
         lens,
         store,
         readout,
-        default_layers(kind, store.n_layers),
+        default_layers(kind, store.n_layers, cfg["lens"].get("shared_layers", "inner")),
         objective=OBJECTIVES[kind],
         steps=section["steps"],
         batch_size=section["batch_size"],

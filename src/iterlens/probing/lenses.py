@@ -127,9 +127,27 @@ def make_lens(kind: str, readout: Readout, n_layers: int) -> nn.Module:
     raise ValueError(f"unknown lens kind '{kind}'; choose from {', '.join(LENS_KINDS)}")
 
 
-def default_layers(kind: str, n_layers: int) -> list[int]:
-    """Layers a lens of ``kind`` is trained on: tuned 0..L-1, shared and probe 0..L."""
-    return list(range(n_layers)) if kind == "tuned" else list(range(n_layers + 1))
+SHARED_LAYERS = ("inner", "all")
+"""What the shared lens may be fitted on (config ``lens.shared_layers``)."""
+
+
+def default_layers(kind: str, n_layers: int, shared_layers: str = "inner") -> list[int]:
+    """Layers a lens of ``kind`` is trained on.
+
+    Tuned: 0..L-1 (layer L's translator is the identity). Probe: 0..L. Shared: 1..L-1 by
+    default (``"inner"``; layer 0 alone where L = 1): the embeddings' or stem's KL is an
+    order of magnitude above every other layer's and would dominate the one map's loss, and at
+    layer L the logit lens is exact; ``"all"`` fits it on 0..L.
+    """
+    if kind == "tuned":
+        return list(range(n_layers))
+    if kind == "shared":
+        if shared_layers not in SHARED_LAYERS:
+            raise ValueError(f"shared_layers must be one of {', '.join(SHARED_LAYERS)}")
+        if shared_layers == "all":
+            return list(range(n_layers + 1))
+        return list(range(1, n_layers)) or [0]
+    return list(range(n_layers + 1))
 
 
 @torch.no_grad()

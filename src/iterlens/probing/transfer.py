@@ -1,8 +1,22 @@
 """Cross-layer transfer: the lens trained for layer i applied to layer j.
 
 ``transfer_ce[i, j] = ce(lens_i on h_j) - ce(lens_j on h_j)`` (bits), and the same with
-KL to the final distribution. The whole matrix is computed in one pass over the store:
-per batch, every (i, j) block of logits is decoded and reduced to its CE and KL in place.
+KL to the final distribution. The matrix is ``[L+1, L+1]``: rows and columns ``0..L-1`` are
+the translator layers; **row L is the logit lens** (a tuned lens's translator at L is the
+identity) and **column L is the final layer** (where every lens but the logit lens is moved
+onto the model's own output). Summaries over "transfer" use the translator block only
+(:func:`iterlens.report.uncertainty.transfer_masks`); the logit-lens row and the final
+column are reported as themselves (``lens`` column of :func:`transfer_table`).
+
+Per cell, beside CE and KL to the final distribution:
+
+- ``kl_own_bits``: KL from the layer's own lens, ``KL(lens_j(h_j) || lens_i(h_j))``, as
+  tuned-lens's own ``--layer_transfer`` evaluation measures it;
+- ``agree_final``: top-1 agreement of the moved lens with the final prediction, a bounded
+  measure in [0, 1].
+
+The whole matrix is computed in one pass over the store: per batch, every (i, j) block of
+logits is decoded and reduced in place.
 """
 
 from __future__ import annotations
@@ -17,6 +31,9 @@ from iterlens.probing.metrics import LN2, FinalDist
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
+TRANSFER_SUMS = ("ce_bits", "kl_bits", "kl_own_bits", "agree_final")
+"""The per-cell values :func:`transfer_sums` returns (summed per group on disk)."""
+
 
 def _logsumexp_(x: torch.Tensor) -> torch.Tensor:
     """``torch.logsumexp(x, -1)`` computed in ``x``'s own memory (``x`` is overwritten)."""
@@ -28,30 +45,36 @@ def _logsumexp_(x: torch.Tensor) -> torch.Tensor:
 def transfer_sums(
     lens: nn.Module, hidden: torch.Tensor, readout: Readout, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example CE and KL (bits) for every (lens layer i, data layer j).
+    """Per-example values (bits) for every (lens layer i, data layer j).
 
     Args:
         lens: a lens with ``transform_hidden(h, i)`` (tuned or shared).
         hidden: ``[b, L+1, d]``.
 
     Returns:
-        ``(ce, kl)``, each ``[b, L+1, L+1]`` indexed ``[example, i, j]``, float64.
+        ``{"ce_bits", "kl_bits", "kl_own_bits", "agree_final"}``, each ``[b, L+1, L+1]``
+        indexed ``[example, i, j]``, float64 (see the module docstring).
     """
     b, n = hidden.shape[:2]
     final = FinalDist.of(readout(hidden[:, -1]))
-    ce = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
-    kl = torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device)
+    out = {
+        k: torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device) for k in TRANSFER_SUMS
+    }
     for j in range(n):
         h = hidden[:, j]
+        own = FinalDist.of(readout(lens.transform_hidden(h, j)))
         for i in range(n):  # one [b, V] block at a time: it stays in cache
             logits = readout(lens.transform_hidden(h, i))
-            # CE = lse - logit[target];  KL = sum p log p - sum p logit + lse
+            # CE = lse - logit[target];  KL(p || q) = sum p log p - sum p logit + lse
             target_logit = logits.gather(-1, targets[:, None])[:, 0]
             p_dot_logit = torch.linalg.vecdot(logits, final.p)
+            own_dot_logit = torch.linalg.vecdot(logits, own.p)
+            out["agree_final"][:, i, j] = (logits.argmax(-1) == final.top1).double()
             lse = _logsumexp_(logits)
-            ce[:, i, j] = (lse - target_logit).double() / LN2
-            kl[:, i, j] = (final.neg_entropy - p_dot_logit + lse).double() / LN2
-    return ce, kl
+            out["ce_bits"][:, i, j] = (lse - target_logit).double() / LN2
+            out["kl_bits"][:, i, j] = (final.neg_entropy - p_dot_logit + lse).double() / LN2
+            out["kl_own_bits"][:, i, j] = (own.neg_entropy - own_dot_logit + lse).double() / LN2
+    return out
 
 
 @torch.no_grad()
@@ -70,7 +93,7 @@ def transfer_group_sums(
             ``None``: one group.
 
     Returns:
-        ``{"ce_bits", "kl_bits"}`` ``[G, L+1, L+1]`` sums and ``"count"`` ``[G]``, groups in
+        The :data:`TRANSFER_SUMS` as ``[G, L+1, L+1]`` sums and ``"count"`` ``[G]``, groups in
         sorted order of their ids.
     """
     store.check_readout(readout.fingerprint())
@@ -82,42 +105,45 @@ def transfer_group_sums(
     _, index = np.unique(groups, return_inverse=True)
     index = torch.from_numpy(index.astype(np.int64))
     n_groups = int(index.max()) + 1
-    ce = torch.zeros(n_groups, n, n, dtype=torch.float64)
-    kl = torch.zeros(n_groups, n, n, dtype=torch.float64)
+    sums = {k: torch.zeros(n_groups, n, n, dtype=torch.float64) for k in TRANSFER_SUMS}
     total = -(-store.n_examples // batch_size)
     start = 0
     for batch in tqdm(
         store.iter_batches(batch_size), total=total, desc="transfer", disable=not progress
     ):
-        c, k = transfer_sums(lens, batch.hidden, readout, batch.targets)
-        sel = index[start : start + len(c)]
-        ce.index_add_(0, sel, c.cpu())
-        kl.index_add_(0, sel, k.cpu())
-        start += len(c)
+        values = transfer_sums(lens, batch.hidden, readout, batch.targets)
+        sel = index[start : start + len(batch.targets)]
+        for k, v in values.items():
+            sums[k].index_add_(0, sel, v.cpu())
+        start += len(batch.targets)
     count = torch.bincount(index, minlength=n_groups).double()
-    return {"ce_bits": ce.numpy(), "kl_bits": kl.numpy(), "count": count.numpy()}
+    return {**{k: v.numpy() for k, v in sums.items()}, "count": count.numpy()}
 
 
 def transfer_table(sums: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Long table with one row per (i, j): CE and KL of lens i on layer j, and penalties."""
+    """Long table with one row per (i, j): lens i on layer j, its values and penalties.
+
+    ``lens`` is ``"tuned"`` for the translator rows ``0..L-1`` and ``"logit"`` for row L
+    (the identity); ``triangle`` is ``"upper"`` (a lens moved deeper, ``j > i``), ``"lower"``
+    (moved shallower) or ``"diagonal"``.
+    """
     total = sums["count"].sum()
-    ce = sums["ce_bits"].sum(0) / total
-    kl = sums["kl_bits"].sum(0) / total
-    n = len(ce)
+    mean = {k: sums[k].sum(0) / total for k in TRANSFER_SUMS if k in sums}
+    n = len(mean["ce_bits"])
     rows = []
     for i in range(n):
         for j in range(n):
-            rows.append(
-                {
-                    "lens_layer": i,
-                    "data_layer": j,
-                    "distance": j - i,
-                    "ce_bits": ce[i, j],
-                    "kl_bits": kl[i, j],
-                    "ce_penalty_bits": ce[i, j] - ce[j, j],
-                    "kl_penalty_bits": kl[i, j] - kl[j, j],
-                }
-            )
+            row = {
+                "lens_layer": i,
+                "data_layer": j,
+                "lens": "logit" if i == n - 1 else "tuned",
+                "distance": j - i,
+                "triangle": "upper" if j > i else "lower" if j < i else "diagonal",
+            }
+            row.update({k: v[i, j] for k, v in mean.items()})
+            row["ce_penalty_bits"] = mean["ce_bits"][i, j] - mean["ce_bits"][j, j]
+            row["kl_penalty_bits"] = mean["kl_bits"][i, j] - mean["kl_bits"][j, j]
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -133,9 +159,13 @@ def transfer_matrix(
 
 
 def penalty_by_distance(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean CE and KL penalty by |i - j|, off the diagonal; relative distance added."""
-    off = table[table["distance"] != 0].assign(abs_distance=lambda t: t["distance"].abs())
+    """Mean CE and KL penalty by |i - j| over the translator layers, off the diagonal.
+
+    The logit-lens row and the final column (index L) are left out; relative distance added.
+    """
     n_layers = int(table["data_layer"].max())
+    inner = (table["lens_layer"] < n_layers) & (table["data_layer"] < n_layers)
+    off = table[inner & (table["distance"] != 0)].assign(abs_distance=lambda t: t["distance"].abs())
     out = off.groupby("abs_distance", as_index=False)[["ce_penalty_bits", "kl_penalty_bits"]].mean()
     out["rel_distance"] = out["abs_distance"] / n_layers
     return out

@@ -65,8 +65,10 @@ def results_block(values: dict[str, Any]) -> str:
     ]
     out += [
         "",
-        "Headline (`results/tables/headline.csv`; CE penalties in bits; *adjacent*: "
-        "\\|i-j\\| = 1, *far*: \\|i-j\\| >= L/2; n.i.: not informative):",
+        "Headline (`results/tables/headline.csv`; means over layers 1..L-1, layer 0 apart in "
+        "the table; CE penalties in bits; *adjacent*: \\|i-j\\| = 1, *up*: lens moved deeper, "
+        "*far*: \\|i-j\\| >= L/2; *kept*, *agree*: bounded in [0, 1]; *frac*: over the "
+        "information gain, *blocks*: over what the blocks add; n.i.: not informative):",
         "",
     ]
     out += _table(
@@ -92,29 +94,45 @@ def _findings(v: dict[str, Any]) -> list[str]:
 
 
 def _lm_findings(v: dict[str, Any], lm: str) -> list[str]:
-    """The sentences on the table's first language model."""
+    """The sentences on the table's first language model (means over layers 1..L-1)."""
     says = []
     better = "beats" if _claim(v, "tuned_beats_logit") else "does not beat"
     says.append(
         f"The tuned lens {better} the logit lens at every layer of the trained LM "
-        f"(mean KL over layers 0..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
-        f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits)."
+        f"(mean KL over layers 1..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
+        f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits; at the embeddings, layer 0, "
+        f"{_n(v, f'{lm}.tuned_kl_layer0_bits')} vs {_n(v, f'{lm}.logit_kl_layer0_bits')})."
     )
     trend = "grows" if _claim(v, "lm_far_worse") else "does not grow"
     says.append(
-        f"The LM's transfer penalty {trend} with distance (adjacent layers "
-        f"{_ci(v, f'{lm}.transfer_ce_penalty_adjacent_bits')} bits, far layers "
-        f"{_ci(v, f'{lm}.transfer_ce_penalty_far_bits')}); one shared translator serves "
-        f"layers 1..L within {_n(v, f'{lm}.shared_penalty_upper_min')}–"
-        f"{_n(v, f'{lm}.shared_penalty_upper_max')} bits of their own tuned lenses, the "
-        f"embeddings (layer 0) at {_n(v, f'{lm}.shared.ce_bits_penalty.layer0')}."
+        f"The LM's transfer penalty {trend} with distance: a layer's tuned lens moved one "
+        f"layer deeper loses {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_up_bits')} bits, one "
+        f"layer shallower {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_down_bits')}, to far "
+        f"layers {_ci(v, f'{lm}.transfer_ce_penalty_far_bits')} (translator layers 1..L-1). "
+        f"Adjacent, that is {_n(v, f'{lm}.transfer_ce_penalty_adjacent_frac')} of the "
+        "information gain over the unigram but "
+        f"{_n(v, f'{lm}.transfer_ce_penalty_adjacent_blocks')} of what the blocks add to the "
+        "embeddings; the moved lens keeps "
+        f"{_ci(v, f'{lm}.transfer_kept_adjacent')} of its own lens's gain."
+    )
+    beaten = (
+        f"the parameter-free logit lens is closer to the final distribution at "
+        f"{_n(v, f'{lm}.logit_beats_shared_layers')} of them"
+        if _claim(v, "logit_beats_shared")
+        else "the logit lens is closer to the final distribution at none of them"
+    )
+    says.append(
+        f"One shared translator, fitted on layers 1..L-1, serves them within "
+        f"{_n(v, f'{lm}.shared_penalty_inner_min')}–{_n(v, f'{lm}.shared_penalty_inner_max')} "
+        f"bits of their own tuned lenses, and {beaten} (paired 95% intervals)."
     )
     if f"{lm}_random.probe_best_top1_acc" in v["values"]:
         says.append(
             "The untrained LM's final distribution carries almost no information beyond the "
-            "unigram prior, so its KL-to-final metrics and transfer penalties are reported as "
-            "not informative (n.i.), never as zeros; its free probes, which need no final "
-            f"distribution, reach top-1 {_n(v, f'{lm}_random.probe_best_top1_acc')}."
+            "unigram prior, so every number derived from it (KL to final, the tuned and shared "
+            "lenses fitted to it, transfer) is reported as not informative (n.i.), never as a "
+            "number; its free probes, which need no final distribution, reach top-1 "
+            f"{_n(v, f'{lm}_random.probe_best_top1_acc')}."
         )
     return says
 
@@ -131,10 +149,26 @@ def _vision_findings(v: dict[str, Any], plain: str, resid: str) -> list[str]:
             else ", but the intervals overlap"
         )
     says.append(
-        f"The plain CNN transfers at {_ci(v, f'{plain}.transfer_ce_penalty_adjacent_bits')} "
+        f"The plain CNN's lenses lose {_ci(v, f'{plain}.transfer_ce_penalty_adjacent_bits')} "
         f"bits between adjacent blocks; its twin with identity skips {verdict} "
         f"({_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits)."
     )
+    for net, role in ((plain, "plain"), (resid, "residual")):
+        if _claim(v, f"{role}_transfer_beyond_gain"):
+            says.append(
+                f"For {net} that is {_n(v, f'{net}.transfer_ce_penalty_adjacent_frac')} of the "
+                "information gain: the moved lens does worse than guessing the class prior, so "
+                "the penalty measures how confidently wrong it is (it keeps "
+                f"{_n(v, f'{net}.transfer_kept_adjacent')} of its own lens's gain)."
+            )
+    if "lm" in v.get("roles", {}) and _claim(v, "lm_transfers_better_than_plain") is not None:
+        lm = v["roles"]["lm"]
+        less = "less" if _claim(v, "lm_transfers_better_than_plain") else "no less"
+        says.append(
+            f"On the normalised scale only, the LM loses {less} of its information gain "
+            f"between adjacent layers ({_n(v, f'{lm}.transfer_ce_penalty_adjacent_frac')}) than "
+            f"the plain CNN ({_n(v, f'{plain}.transfer_ce_penalty_adjacent_frac')})."
+        )
     rise = _claim(v, "plain_probe_rises") and _claim(v, "residual_probe_rises")
     says.append(
         (
@@ -177,7 +211,13 @@ def _rotated_findings(v: dict[str, Any]) -> list[str]:
             "gain); adjacent-layer transfer costs "
             f"{_n(v, r + 'transfer_ce_penalty_adjacent_frac')} of the information gain vs "
             f"{_n(v, o + 'transfer_ce_penalty_adjacent_frac')} on the model, the shared lens "
-            f"{_n(v, r + 'shared_kl_penalty_frac')} vs {_n(v, o + 'shared_kl_penalty_frac')}."
+            f"{_n(v, r + 'shared_kl_penalty_frac')} vs {_n(v, o + 'shared_kl_penalty_frac')}"
+            + (
+                "."
+                if _claim(v, f"{fam}_rotated_transfer_worse")
+                else ": rotation does not raise the transfer penalty, so this network's lenses "
+                "shared no more than a random basis gives."
+            )
         )
     return says
 

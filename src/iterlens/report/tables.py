@@ -13,9 +13,10 @@ from iterlens.data.text import load_tokens, unigram_ce_bits
 from iterlens.io import read_table
 from iterlens.probing.bootstrap import Examples, estimate, estimate_difference
 from iterlens.report.uncertainty import (
+    SCALES,
     all_sums,
+    blocks_gain,
     by_distance,
-    info_gain,
     masked_mean,
     model_info,
     n_layers_in,
@@ -123,66 +124,93 @@ def _split_name(name: str) -> tuple[str, str, int]:
     return parsed.base, "untrained" if parsed.twin == "random" else "trained", parsed.replicate
 
 
+TRANSFER_PARTS = ("adjacent", "adjacent_up", "adjacent_down", "far", "far_up", "far_down")
+"""The transfer summaries of the headline, over translator layers 1..L-1 (layer 0 apart)."""
+
+
 def headline_row(name: str, ex: Examples) -> dict:
     """The headline numbers of one model, each with its 95% interval (``_lo``, ``_hi``).
 
-    Transfer CE penalties: mean over adjacent layers (|i-j| = 1) and over far layers
-    (|i-j| >= L/2), both among layers 1..L, and layer 0 apart (``layer0_lens``: lens 0 on
-    layers 1..L; ``layer0_data``: lenses 1..L on layer 0); the mean and max shared-lens CE
-    penalty against the per-layer tuned lens (layers 0..L-1); tuned and logit lens KL averaged
-    over layers 0..L-1 and their paired difference; the best probe top-1 accuracy and the
-    probe plateau layer (first layer within 0.01 of the best). Every penalty also as
-    ``_frac`` of ``info_gain_bits``; KL-to-final numbers are NaN for a not-informative model.
+    Every mean is over the inner layers 1..L-1 and layer 0 (embeddings, stem) is apart:
+
+    - transfer (tuned lens i on layer j, translator layers only; see
+      :func:`iterlens.report.uncertainty.transfer_masks`): the CE penalty over adjacent
+      (``|i-j| = 1``) and far (``|i-j| >= L/2``) cells, both directions and each apart
+      (``_up``: moved deeper), in bits, ``_frac`` (over the information gain) and ``_blocks``
+      (over what the blocks add); the KL penalty to the final and the KL from the own lens;
+      the bounded ``transfer_kept_*`` and ``transfer_agree_*`` (with ``transfer_agree_own_*``,
+      the own lens's agreement on the same cells); lens 0 on layers 1..L-1 and lenses
+      1..L-1 on layer 0 (``layer0_lens``, ``layer0_data``);
+    - the shared lens's CE penalty against the per-layer tuned lens (mean and max over
+      layers 1..L-1, on every scale; layer 0 apart), its KL against the logit lens's (mean,
+      and the layers where a paired 95% interval puts one above the other:
+      ``logit_beats_shared_layers`` counts where the parameter-free logit lens is closer to
+      the final than the shared lens);
+    - tuned and logit lens KL (mean over 1..L-1, layer 0 apart) and their paired difference;
+    - the best probe top-1 accuracy and the probe plateau layer (first within 0.01 of the best).
+
+    KL- and final-derived numbers (everything but ``info``, the probe and the counts of
+    layers) are NaN for a not-informative model.
     """
     sums = all_sums(ex)
     info = model_info(ex, sums)
     n_layers = n_layers_in(ex)
-    row = {"model": name, "n_layers": n_layers, **info}
+    row: dict = {"model": name, "n_layers": n_layers, **info}
     blank = not info["informative"]
-    below = slice(0, n_layers)
+    inner = slice(1, n_layers) if n_layers > 1 else slice(0, 1)
+
+    def put(col: str, stat, blank_: bool = blank) -> None:
+        put_estimate(row, col, estimate(stat, sums), blank_)
+
+    put("blocks_gain_bits", blocks_gain)
     if ex.transfer:
-        for part, mask in transfer_masks(n_layers).items():
-            for frac in (False, True):
-                stat = masked_mean("ce", mask, frac)
-                col = f"transfer_ce_penalty_{part}_{'frac' if frac else 'bits'}"
-                put_estimate(row, col, estimate(stat, sums), blank)
+        masks = transfer_masks(n_layers)
+        for part in (*TRANSFER_PARTS, "layer0_lens", "layer0_data"):
+            for scale in SCALES:
+                put(f"transfer_ce_penalty_{part}_{scale}", masked_mean("ce", masks[part], scale))
+        for part in ("adjacent", "far"):
+            put(f"transfer_kl_penalty_{part}_bits", masked_mean("kl", masks[part]))
+            put(f"transfer_kl_own_{part}_bits", masked_mean("kl_own", masks[part]))
+            for metric in ("kept", "agree", "agree_own"):
+                put(f"transfer_{metric}_{part}", masked_mean(metric, masks[part]))
 
     def shared_penalty(m):
-        return (m["shared.ce_bits"] - m["tuned.ce_bits"])[:, below]
+        return m["shared.ce_bits"] - m["tuned.ce_bits"]
 
     for how, fn in (("mean", np.mean), ("max", np.max)):
-        put_estimate(
-            row,
-            f"shared_ce_penalty_{how}_bits",
-            estimate(lambda m, f=fn: f(shared_penalty(m), 1), sums),
-            blank,
-        )
-        put_estimate(
-            row,
-            f"shared_ce_penalty_{how}_frac",
-            estimate(lambda m, f=fn: f(shared_penalty(m), 1) / info_gain(m), sums),
-            blank,
-        )
+        for scale, by in SCALES.items():
+            put(
+                f"shared_ce_penalty_{how}_{scale}",
+                lambda m, f=fn, b=by: f(shared_penalty(m)[:, inner], 1) / (b(m) if b else 1),
+            )
+    put("shared_ce_penalty_layer0_bits", lambda m: shared_penalty(m)[:, 0])
     for lens in ("logit", "tuned"):
-        put_estimate(
-            row,
-            f"{lens}_kl_mean_bits",
-            estimate(lambda m, k=f"{lens}.kl_bits": m[k][:, below].mean(1), sums),
-            blank,
-        )
-    put_estimate(
-        row,
+        put(f"{lens}_kl_mean_bits", lambda m, k=f"{lens}.kl_bits": m[k][:, inner].mean(1))
+        put(f"{lens}_kl_layer0_bits", lambda m, k=f"{lens}.kl_bits": m[k][:, 0])
+    put(
         "tuned_minus_logit_kl_mean_bits",
-        estimate(lambda m: (m["tuned.kl_bits"] - m["logit.kl_bits"])[:, below].mean(1), sums),
-        blank,
+        lambda m: (m["tuned.kl_bits"] - m["logit.kl_bits"])[:, inner].mean(1),
     )
-    put_estimate(row, "probe_best_top1_acc", estimate(lambda m: m["probe.top1_acc"].max(1), sums))
+    put(
+        "shared_minus_logit_kl_mean_bits",
+        lambda m: (m["shared.kl_bits"] - m["logit.kl_bits"])[:, inner].mean(1),
+    )
+    layers = np.arange(n_layers + 1)[inner]
+    _, lo, hi = estimate_difference(
+        lambda m: m["shared.kl_bits"], sums, lambda m: m["logit.kl_bits"], sums, paired=True
+    )
+    worse, better = layers[lo[layers] > 0], layers[hi[layers] < 0]
+    row["shared_layers_compared"] = len(layers)
+    row["logit_beats_shared_layers"] = np.nan if blank else len(worse)
+    row["shared_beats_logit_layers"] = np.nan if blank else len(better)
+    row["logit_beats_shared_at"] = "" if blank else " ".join(str(x) for x in worse)
+    put("probe_best_top1_acc", lambda m: m["probe.top1_acc"].max(1), False)
 
     def plateau(m):
         acc = m["probe.top1_acc"]
         return np.argmax(acc >= acc.max(1, keepdims=True) - 0.01, axis=1).astype(float)
 
-    put_estimate(row, "probe_plateau_layer", estimate(plateau, sums))
+    put("probe_plateau_layer", plateau, False)
     return row
 
 
@@ -202,11 +230,14 @@ def headline_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# Contrasts that carry the argument, on the common scale (and in bits where meaningful).
+# Contrasts that carry the argument, on the common scales (never in raw bits across domains).
 CONTRAST_METRICS = (
     "transfer_ce_penalty_adjacent_frac",
     "transfer_ce_penalty_far_frac",
+    "transfer_ce_penalty_adjacent_blocks",
+    "transfer_kept_adjacent",
     "shared_ce_penalty_mean_frac",
+    "shared_ce_penalty_mean_blocks",
 )
 
 
@@ -216,8 +247,9 @@ def contrast_table(examples: list[str], pairs: Sequence[tuple[str, str, bool]]) 
     The pairs come from the table of studied models
     (:meth:`iterlens.models.studied.Study.contrasts`: each residual minus each plain CNN,
     paired; each LM minus each CNN, unpaired). One row per contrast and metric:
-    ``estimate``, ``estimate_lo``, ``estimate_hi``, ``paired``. Models are named by their
-    folders; pairs absent from ``examples`` are skipped.
+    ``estimate``, ``estimate_lo``, ``estimate_hi``, ``paired``. Only normalised or bounded
+    metrics are contrasted, so a 4096-way LM and a 10-way CNN are never compared in bits.
+    Models are named by their folders; pairs absent from ``examples`` are skipped.
     """
     named = {model_of_table(p): p for p in examples}
     loaded = {name: Examples.load(path) for name, path in named.items()}
@@ -240,14 +272,20 @@ def contrast_table(examples: list[str], pairs: Sequence[tuple[str, str, bool]]) 
 
 
 def _headline_stat(metric: str, ex: Examples):
-    """The statistic behind one ``_frac`` headline column (for contrasts)."""
+    """The statistic behind one headline column (for contrasts)."""
     n_layers = n_layers_in(ex)
+    masks = transfer_masks(n_layers)
+    scale = metric.rsplit("_", 1)[-1]
     if metric.startswith("transfer_ce_penalty_"):
-        part = metric.removeprefix("transfer_ce_penalty_").removesuffix("_frac")
-        return masked_mean("ce", transfer_masks(n_layers)[part], frac=True)
-    if metric == "shared_ce_penalty_mean_frac":
+        part = metric.removeprefix("transfer_ce_penalty_").removesuffix(f"_{scale}")
+        return masked_mean("ce", masks[part], scale)
+    if metric.startswith("transfer_kept_"):
+        return masked_mean("kept", masks[metric.removeprefix("transfer_kept_")])
+    if metric.startswith("shared_ce_penalty_mean_"):
+        inner = slice(1, n_layers) if n_layers > 1 else slice(0, 1)
+        by = SCALES[scale]
         return lambda m: (
-            (m["shared.ce_bits"] - m["tuned.ce_bits"])[:, :n_layers].mean(1) / info_gain(m)
+            (m["shared.ce_bits"] - m["tuned.ce_bits"])[:, inner].mean(1) / (by(m) if by else 1)
         )
     raise ValueError(f"no statistic for contrast metric '{metric}'")
 

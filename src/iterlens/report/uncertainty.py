@@ -10,14 +10,24 @@ Definitions (DESIGN.md):
   scale on which an LM (4096-way) and a CNN (10-way) may share an axis. Undefined where
   ``info_gain_bits`` is near zero (untrained nets), and then reported as not informative,
   never as zero.
+- ``blocks_gain_bits = CE(tuned lens at layer 0) - final_ce_bits``: what the blocks add to
+  what the embeddings (or stem) already carry; ``*_blocks`` divides a penalty by it, so a
+  penalty is not made small by information the embeddings carry.
+- Bounded transfer measures: ``kept`` (the share of the data layer's own lens's information
+  gain over the prior that the moved lens keeps, ``(H_prior - CE_ij) / (H_prior - CE_jj)``
+  clipped to [0, 1]) and ``agree`` (top-1 agreement of the moved lens with the final
+  prediction, beside ``agree_own``, the data layer's own lens's).
 - **Not informative**: ``info_gain_bits < INFO_GAIN_MIN_FRAC * h_prior_bits``. Then every
-  KL-to-final quantity (``kl_bits``, ``top1_agree``, ranks of the final top-1, ``*_frac``,
-  transfer and shared-lens penalties) is NaN and ``not_informative_reason`` says why; CE
-  against the targets, top-1 accuracy and the free probes stay (they do not depend on the
-  final distribution).
-- Transfer summaries (adjacent, far, by distance) are over layers 1..L; layer 0 (embeddings,
-  CNN stem) is reported apart (``*_layer0_lens``: lens 0 on layers 1..L; ``*_layer0_data``:
-  lenses 1..L on layer 0).
+  number derived from the final distribution is NaN and ``not_informative_reason`` says why:
+  KL to final, ``top1_agree``, ranks of the final top-1, ``*_frac``, and every number of a lens
+  *fitted* to the final distribution (the tuned and shared lens's CE included: transfer,
+  shared-lens penalties). CE against the targets of the logit lens, top-1 accuracy and the
+  free probes stay (they do not depend on the final distribution).
+- Transfer is measured over the translator layers: summaries (adjacent, far, by distance)
+  are over layers 1..L-1; row L of the matrix (the logit lens) and column L (the final layer)
+  never enter them, and layer 0 (embeddings, CNN stem) is reported apart (``*_layer0_lens``:
+  lens 0 on layers 1..L-1; ``*_layer0_data``: lenses 1..L-1 on layer 0). ``_up`` cells move a
+  lens deeper (``j > i``), ``_down`` cells shallower; the plain summary averages both.
 - Every number ``x`` gets ``x_lo`` and ``x_hi``, its 95% group-bootstrap interval
   (:mod:`iterlens.probing.bootstrap`); differences are paired where the examples are shared.
 """
@@ -33,10 +43,12 @@ from iterlens.probing.metrics import PER_EXAMPLE
 # A final distribution that removes less than 2% of the prior's uncertainty carries too little
 # information for "distance to the final distribution" to mean anything: the untrained LM's
 # info gain is negative (near-uniform output, worse than the unigram) and the untrained CNNs'
-# is within noise of zero, while the trained models remove 27% (LM) to over 90% (CNNs). A
-# relative threshold serves a 4096-way and a 10-way model alike.
+# is within noise of zero, while every trained model removes far more (the run's own values
+# are in results/tables/headline.csv, column info_gain_bits over h_prior_bits). A relative
+# threshold serves a 4096-way and a 10-way model alike.
 INFO_GAIN_MIN_FRAC = 0.02
 KL_TO_FINAL = ("kl_bits", "top1_agree")  # per-layer metrics that compare with the final
+FITTED_TO_FINAL = ("tuned", "shared")  # lenses fitted to the final distribution
 
 
 def all_sums(ex: Examples) -> GroupSums:
@@ -63,6 +75,15 @@ def n_layers_in(ex: Examples) -> int:
 def info_gain(m: Means) -> np.ndarray:
     """``H_prior - CE_final`` per replicate (the logit lens at layer L is the model itself)."""
     return m["prior_ce_bits"] - m["logit.ce_bits"][:, -1]
+
+
+def blocks_gain(m: Means) -> np.ndarray:
+    """``CE(tuned lens at layer 0) - CE_final`` per replicate: what the blocks add."""
+    return m["tuned.ce_bits"][:, 0] - m["logit.ce_bits"][:, -1]
+
+
+SCALES = {"bits": None, "frac": info_gain, "blocks": blocks_gain}
+"""How a penalty is reported: in bits, over the information gain, over what the blocks add."""
 
 
 def informativeness(h_prior: float, gain: float) -> tuple[bool, str]:
@@ -142,34 +163,72 @@ def layer_table(metrics: pd.DataFrame, ex: Examples) -> pd.DataFrame:
     if not info["informative"]:
         to_final = ("kl_", "top1_agree", "rank_final_top1")
         blank = [c for c in out.columns if c.startswith(to_final) or "_minus_" in c]
-        blank = [c for c in blank if not c.startswith("ce_minus_logit")]
         out[blank] = np.nan
+        fitted = out["lens"].isin(FITTED_TO_FINAL).to_numpy()
+        numbers = [c for c in metrics.columns if c not in ("lens", "layer", "depth_frac")]
+        numbers += [c for c in new if c.endswith(("_lo", "_hi"))]
+        out.loc[fitted, [c for c in numbers if c in out]] = np.nan
     return out
 
 
 def transfer_table_intervals(table: pd.DataFrame, ex: Examples) -> pd.DataFrame:
-    """The transfer matrix with intervals for every penalty, and ``*_frac`` beside each."""
+    """The transfer matrix with intervals for every penalty; each also on the other scales.
+
+    Adds ``<m>_penalty_{frac,blocks}`` (see :data:`SCALES`) and ``kept`` (the bounded share of
+    the own lens's information gain the moved lens keeps) with intervals. For a model that is
+    not informative every value of the matrix is NaN: its lenses were fitted to a final
+    distribution that is about the prior.
+    """
     sums = all_sums(ex)
     info = model_info(ex, sums)
     out = table.copy()
     i = out["lens_layer"].to_numpy()
     j = out["data_layer"].to_numpy()
+    stats = {}
     for m in ("ce", "kl"):
         pen = _penalty(f"transfer.{m}_bits")
-        for name, stat in (
-            (f"{m}_penalty_bits", pen),
-            (f"{m}_penalty_frac", lambda mm, p=pen: p(mm) / info_gain(mm)[:, None, None]),
-        ):
-            point, lo, hi = estimate(stat, sums)
-            if name.endswith("_frac"):
-                out[name] = point[i, j]
-            out[f"{name}_lo"], out[f"{name}_hi"] = lo[i, j], hi[i, j]
+        for scale, by in SCALES.items():
+            stats[f"{m}_penalty_{scale}"] = pen if by is None else _scaled(pen, by)
+    stats["kept"] = _kept
+    for name, stat in stats.items():
+        point, lo, hi = estimate(stat, sums)
+        if name not in out:
+            out[name] = point[i, j]
+        out[f"{name}_lo"], out[f"{name}_hi"] = lo[i, j], hi[i, j]
     out["info_gain_bits"] = info["info_gain_bits"]
     out["informative"] = info["informative"]
     out["not_informative_reason"] = info["not_informative_reason"]
     if not info["informative"]:
-        out[[c for c in out.columns if "_penalty_" in c or c == "kl_bits"]] = np.nan
+        keep = {"lens_layer", "data_layer", "lens", "distance", "triangle", "info_gain_bits"}
+        numbers = [c for c in out.columns if c not in keep and c not in _FLAGS]
+        out[numbers] = np.nan
     return out
+
+
+_FLAGS = ("informative", "not_informative_reason")
+
+
+def _scaled(stat, by):
+    """``stat(m) / by(m)`` broadcast over the trailing axes of ``stat``."""
+
+    def scaled(m: Means) -> np.ndarray:
+        value = stat(m)
+        return value / by(m).reshape((-1,) + (1,) * (value.ndim - 1))
+
+    return scaled
+
+
+def _kept(m: Means) -> np.ndarray:
+    """``clip((H_prior - CE_ij) / (H_prior - CE_jj), 0, 1)`` per replicate, ``[B, L+1, L+1]``.
+
+    NaN where the data layer's own lens does not beat the prior (nothing to keep).
+    """
+    ce = m["transfer.ce_bits"]
+    prior = m["prior_ce_bits"][:, None, None]
+    own = prior - np.diagonal(ce, axis1=1, axis2=2)[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kept = np.where(own > 0, (prior - ce) / own, np.nan)
+    return np.clip(kept, 0.0, 1.0)
 
 
 def _penalty(key: str):
@@ -183,43 +242,77 @@ def _penalty(key: str):
 
 
 def transfer_masks(n_layers: int) -> dict[str, np.ndarray]:
-    """Boolean ``[L+1, L+1]`` masks of the transfer summaries (layer 0 apart)."""
+    """Boolean ``[L+1, L+1]`` masks of the transfer summaries over the translator layers.
+
+    Inner cells are lens ``i`` on layer ``j`` with ``1 <= i, j <= L-1``, ``i != j``: neither
+    row L (the logit lens) nor column L (the final layer) is in any mask, and layer 0 has its
+    own (``layer0_lens``, ``layer0_data``). ``_up`` moves a lens deeper (``j > i``), ``_down``
+    shallower; far is ``|i - j| >= L/2``.
+    """
     idx = np.arange(n_layers + 1)
     i, j = np.meshgrid(idx, idx, indexing="ij")
-    inner = (i >= 1) & (j >= 1) & (i != j)
+    translator = (i < n_layers) & (j < n_layers)
+    inner = translator & (i >= 1) & (j >= 1) & (i != j)
     far = max(1, n_layers // 2)
-    return {
-        "adjacent": inner & (np.abs(i - j) == 1),
-        "far": inner & (np.abs(i - j) >= far),
-        "layer0_lens": (i == 0) & (j >= 1),
-        "layer0_data": (j == 0) & (i >= 1),
-    }
+    masks = {}
+    for part, cells in (("adjacent", np.abs(i - j) == 1), ("far", np.abs(i - j) >= far)):
+        masks[part] = inner & cells
+        masks[f"{part}_up"] = inner & cells & (j > i)
+        masks[f"{part}_down"] = inner & cells & (j < i)
+    masks["layer0_lens"] = translator & (i == 0) & (j >= 1)
+    masks["layer0_data"] = translator & (j == 0) & (i >= 1)
+    return masks
 
 
-def masked_mean(metric: str, mask: np.ndarray, frac: bool = False):
-    """A statistic: the mean transfer penalty over the cells of ``mask`` (bits or frac)."""
-    pen = _penalty(f"transfer.{metric}_bits")
+def masked_mean(metric: str, mask: np.ndarray, scale: str = "bits"):
+    """A statistic: the mean transfer penalty over the cells of ``mask``, on ``scale``.
+
+    ``metric`` is ``ce`` or ``kl`` (penalties against the data layer's own lens), or a raw
+    transfer value: ``kl_own`` (KL from the own lens), ``agree`` (top-1 agreement with the
+    final of the moved lens), ``agree_own`` (of the data layer's own lens, same cells),
+    ``kept``. NaN for an empty mask.
+    """
+    if metric in ("ce", "kl"):
+        base = _penalty(f"transfer.{metric}_bits")
+    elif metric == "kl_own":
+        base = lambda m: m["transfer.kl_own_bits"]  # noqa: E731
+    elif metric == "agree":
+        base = lambda m: m["transfer.agree_final"]  # noqa: E731
+    elif metric == "agree_own":
+        base = lambda m: np.broadcast_to(  # noqa: E731
+            np.diagonal(m["transfer.agree_final"], axis1=1, axis2=2)[:, None, :],
+            m["transfer.agree_final"].shape,
+        )
+    elif metric == "kept":
+        base = _kept
+    else:
+        raise ValueError(f"unknown transfer metric '{metric}'")
+    by = SCALES[scale]
 
     def stat(m: Means) -> np.ndarray:
-        value = pen(m)[:, mask].mean(1)
-        return value / info_gain(m) if frac else value
+        if not mask.any():
+            return np.full(len(m["prior_ce_bits"]), np.nan)
+        value = np.nanmean(base(m)[:, mask], 1)
+        return value if by is None else value / by(m)
 
     return stat
 
 
 def by_distance(ex: Examples, sums: GroupSums | None = None) -> pd.DataFrame:
-    """Mean transfer penalty by |i - j| over layers 1..L, bits and frac, with intervals."""
+    """Mean transfer penalty by |i - j| over layers 1..L-1, on every scale, with intervals."""
     sums = sums or all_sums(ex)
     n_layers = n_layers_in(ex)
     idx = np.arange(n_layers + 1)
     i, j = np.meshgrid(idx, idx, indexing="ij")
+    inner = (i >= 1) & (j >= 1) & (i < n_layers) & (j < n_layers)
     rows = []
-    for d in range(1, n_layers):
-        mask = (i >= 1) & (j >= 1) & (np.abs(i - j) == d)
+    for d in range(1, n_layers - 1):
+        mask = inner & (np.abs(i - j) == d)
         row: dict = {"abs_distance": d, "rel_distance": d / n_layers}
         for m in ("ce", "kl"):
-            for frac in (False, True):
-                name = f"transfer_{m}_penalty_{'frac' if frac else 'bits'}"
-                put_estimate(row, name, estimate(masked_mean(m, mask, frac), sums))
+            for scale in SCALES:
+                name = f"transfer_{m}_penalty_{scale}"
+                put_estimate(row, name, estimate(masked_mean(m, mask, scale), sums))
+        put_estimate(row, "transfer_kept", estimate(masked_mean("kept", mask), sums))
         rows.append(row)
     return pd.DataFrame(rows)
