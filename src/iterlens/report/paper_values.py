@@ -212,6 +212,8 @@ def _rotated(vals: Values) -> list[str]:
                 },
                 f"{twin}: mean over layers 1..L-1 of shared minus tuned KL, over the info gain",
             )
+            if len(inner) < 2:  # no adjacent pair among the inner layers (L < 3)
+                continue
             vals.add(
                 f"{name}.transfer_ce_penalty_adjacent_frac",
                 {

@@ -68,18 +68,26 @@ def results_block(values: dict[str, Any]) -> str:
         "Headline (`results/tables/headline.csv`; means over layers 1..L-1, layer 0 apart in "
         "the table; CE penalties in bits; *adjacent*: \\|i-j\\| = 1, *up*: lens moved deeper, "
         "*far*: \\|i-j\\| >= L/2; *kept*, *agree*: bounded in [0, 1]; *frac*: over the "
-        "information gain, *blocks*: over what the blocks add; n.i.: not informative):",
+        "information gain, *blocks*: over what the blocks add; n.i.: not informative; "
+        "–: undefined, too few layers):",
         "",
     ]
     out += _table(
         ["model"] + [c.replace("_", " ") for c in columns],
         [
-            [m] + [_n(v, f"{m}.{c}") if f"{m}.{c}" in v["values"] else "n.i." for c in columns]
+            [m]
+            + [_n(v, f"{m}.{c}") if f"{m}.{c}" in v["values"] else _missing(v, m) for c in columns]
             for m in v["models"]
         ],
     )
     out += ["", " ".join(_findings(v))]
     return "\n".join(out) + "\n"
+
+
+def _missing(v: dict[str, Any], model: str) -> str:
+    """What a headline cell without a value says: not informative, or undefined (an en dash)."""
+    informative = v["values"].get(f"{model}.informative", {}).get("value", False)
+    return "–" if informative else "n.i."
 
 
 def _findings(v: dict[str, Any]) -> list[str]:
@@ -214,7 +222,7 @@ def _rotated_findings(v: dict[str, Any]) -> list[str]:
             f"{_n(v, r + 'shared_kl_penalty_frac')} vs {_n(v, o + 'shared_kl_penalty_frac')}"
             + (
                 "."
-                if _claim(v, f"{fam}_rotated_transfer_worse")
+                if _claim(v, f"{fam}_rotated_transfer_worse") is not False
                 else ": rotation does not raise the transfer penalty, so this network's lenses "
                 "shared no more than a random basis gives."
             )
