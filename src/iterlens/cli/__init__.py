@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("iterlens")
 
-GROUPS = ("data", "models", "probing", "controls", "report", "vocab", "hub", "paper")
+GROUPS = ("data", "models", "probing", "controls", "geometry", "report", "vocab", "hub", "paper")
 """Modules of :mod:`iterlens.cli` that define commands, in ``--help`` order."""
 
 
