@@ -53,7 +53,7 @@ def test_replicate_zero_keeps_the_bare_name():
     ],
 )
 def test_names_round_trip(base, replicate, twin):
-    assert parse_model_name(model_name(base, replicate, twin)) == (base, replicate, twin)
+    assert parse_model_name(model_name(base, replicate, twin)) == (base, replicate, twin, None)
 
 
 def test_rotated_twin_is_parsed_not_stripped():
@@ -68,3 +68,29 @@ def test_bad_names_refused():
         model_name("lm", -1)
     with pytest.raises(ValueError, match="twin"):
         model_name("lm", 0, twin="shuffled")
+
+
+# Partial rotations of the dose-response control (lm_rot050 is t = 0.50).
+
+
+@pytest.mark.parametrize("t,name", [(0.5, "lm_rot050"), (0.25, "lm_rot025"), (0.07, "lm_rot007")])
+def test_partial_twin_names_round_trip(t, name):
+    assert model_name("lm", twin="partial", t=t) == name
+    assert parse_model_name(name) == ("lm", 0, "partial", t)
+    assert parse_model_name(model_name("cnn_plain", 2, "partial", t)).replicate == 2
+    assert A.dose_tag(t) == name[-3:]
+
+
+def test_partial_twin_names_refused_outside_the_open_interval():
+    for t in (0.0, 1.0, 1.5, -0.1, 0.125):
+        with pytest.raises(ValueError, match="hundredths"):
+            A.dose_tag(t)
+    with pytest.raises(ValueError, match="needs its rotation size"):
+        model_name("lm", twin="partial")
+    with pytest.raises(ValueError, match="has none"):
+        model_name("lm", twin="rotated", t=0.5)
+    # rot000 and rot100 are no partial twin: they read as (odd) base names
+    assert parse_model_name("lm_rot000").twin == "model"
+    assert parse_model_name("lm_rot100").twin == "model"
+    assert parse_model_name("lm_rotated").t is None
+    assert A.DOSE_RESPONSE == "results/tables/dose_response.csv"

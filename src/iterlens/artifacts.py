@@ -5,8 +5,8 @@ file is named once. Patterns use ``{wildcard}`` fields that are Snakemake wildca
 workflow and ``str.format`` fields in the library:
 
 - ``{model}``: a probed model: a studied model's name from the config's table, or one of
-  its replicates and twins (``lm``, ``lm_random``, ``lm_rotated``, ``cnn_plain_s1``, ...;
-  see :func:`model_name`),
+  its replicates and twins (``lm``, ``lm_random``, ``lm_rotated``, the partial rotation
+  ``lm_rot050``, ``cnn_plain_s1``, ...; see :func:`model_name`),
 - ``{tokenizer}``: the tokenizer of a studied LM, named for it (its replicates and twins
   share it),
 - ``{split}``: a data split (``train``, ``lensfit``, ``eval``),
@@ -49,11 +49,15 @@ STORE_SPLITS = ("lensfit", "eval")  # the splits with an activation store
 # (iterlens.models.studied); the names below are derived from it.
 RANDOM_SUFFIX = "_random"  # the same architecture at its untrained initial weights
 ROTATED_SUFFIX = "_rotated"  # the rotated-twin control of a trained model
+# The partial rotation expm(t log Q) of the rotated twin (the dose-response control), t in
+# (0, 1) in hundredths: lm_rot050 is t = 0.50.
+PARTIAL_SUFFIX = "_rot{dose}"
 SEED_SUFFIX = "_s{replicate}"  # replicate k >= 1, trained with seed + k; k = 0 has no suffix
 TWINS = {"": "model", RANDOM_SUFFIX: "random", ROTATED_SUFFIX: "rotated"}
 BASE_NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 MODEL_NAME = re.compile(
-    r"^(?P<base>[a-z][a-z0-9_]*?)(?:_s(?P<replicate>[1-9][0-9]*))?(?P<twin>_random|_rotated)?$"
+    r"^(?P<base>[a-z][a-z0-9_]*?)(?:_s(?P<replicate>[1-9][0-9]*))?"
+    r"(?P<twin>_random|_rotated|_rot(?P<dose>0(?!00)[0-9]{2}))?$"
 )
 
 # ---------------------------------------------------------------- paths under the run folder
@@ -85,6 +89,7 @@ VISION_SUMMARY = TABLES_DIR + "/vision_summary.csv"
 COMPARISON = TABLES_DIR + "/comparison.csv"
 SEEDS = TABLES_DIR + "/seeds.csv"
 ROTATED_CONTROL = TABLES_DIR + "/rotated_control.csv"
+DOSE_RESPONSE = TABLES_DIR + "/dose_response.csv"  # penalties against the rotation's size t
 FIGURES_DIR = "results/figures"
 FIGURE = FIGURES_DIR + "/{name}.png"
 RELEASE_DIR = "results/release"
@@ -121,21 +126,43 @@ class ModelName(NamedTuple):
 
     base: str  # the studied model's name in the config's table
     replicate: int  # seed replicate k (trained with seed + k); 0 for the base name
-    twin: str  # "model", "random" (initial weights) or "rotated" (the rotated twin)
+    twin: str  # "model", "random" (initial weights), "rotated" (the rotated twin), "partial"
+    t: float | None = None  # a partial twin's rotation size t in (0, 1); None for the others
 
 
-def model_name(base: str, replicate: int = 0, twin: str = "model") -> str:
+def dose_tag(t: float) -> str:
+    """The three digits naming a partial rotation ``t`` (``0.5`` -> ``050``).
+
+    Raises:
+        ValueError: ``t`` is not in (0, 1) or not a whole number of hundredths.
+    """
+    hundredths = round(float(t) * 100)
+    if not 0 < hundredths < 100 or abs(float(t) * 100 - hundredths) > 1e-6:
+        raise ValueError(f"a partial rotation t is in (0, 1), in hundredths; got {t}")
+    return f"{hundredths:03d}"
+
+
+def model_name(base: str, replicate: int = 0, twin: str = "model", t: float | None = None) -> str:
     """The name of replicate ``replicate`` of ``base``, or of one of its twins.
 
     Replicate 0 (trained with the config's ``seed``) keeps the bare name (``lm``,
     ``lm_random``, ``cnn_plain_rotated``); replicate k >= 1 (seed + k) is ``cnn_plain_s1``, ...
+    The partial rotation at ``t`` (twin ``partial``) is ``lm_rot050`` for ``t = 0.5``.
     """
     if replicate < 0:
         raise ValueError(f"replicate must be >= 0, got {replicate}")
     suffixes = {twin: suffix for suffix, twin in TWINS.items()}
-    if twin not in suffixes:
-        raise ValueError(f"unknown twin {twin!r}; one of {', '.join(suffixes)}")
-    return base + (SEED_SUFFIX.format(replicate=replicate) if replicate else "") + suffixes[twin]
+    if twin == "partial":
+        if t is None:
+            raise ValueError("a partial twin needs its rotation size t")
+        suffix = PARTIAL_SUFFIX.format(dose=dose_tag(t))
+    elif twin not in suffixes:
+        raise ValueError(f"unknown twin {twin!r}; one of {', '.join(suffixes)}, partial")
+    elif t is not None:
+        raise ValueError(f"t is a partial twin's; the {twin!r} twin has none")
+    else:
+        suffix = suffixes[twin]
+    return base + (SEED_SUFFIX.format(replicate=replicate) if replicate else "") + suffix
 
 
 def replicates(base: str, n_seeds: int) -> list[str]:
@@ -152,4 +179,7 @@ def parse_model_name(name: str) -> ModelName:
     match = MODEL_NAME.match(name)
     if not match:
         raise ValueError(f"not a model name: {name!r}")
-    return ModelName(match["base"], int(match["replicate"] or 0), TWINS[match["twin"] or ""])
+    replicate = int(match["replicate"] or 0)
+    if match["dose"]:
+        return ModelName(match["base"], replicate, "partial", int(match["dose"]) / 100)
+    return ModelName(match["base"], replicate, TWINS[match["twin"] or ""])

@@ -70,3 +70,48 @@ def test_bad_tables_are_refused_naming_the_entry(entries, match):
 def test_unknown_probed_model_is_named():
     with pytest.raises(StudyError, match="'gpt9' is not a model of this study"):
         Study.of(validate({})).entry_of("gpt9")
+
+
+def test_dose_response_grid_defaults_to_lms_with_the_rotated_twin():
+    s = Study.of(validate({}))
+    assert s.partial_twins == ["lm_rot025", "lm_rot050"]
+    assert s.dose_families == ["lm"]
+    assert s.by_name["lm"].dose_models == [
+        (0.0, "lm"),
+        (0.25, "lm_rot025"),
+        (0.5, "lm_rot050"),
+        (1.0, "lm_rotated"),
+    ]
+    assert s.by_name["cnn_plain"].dose_models == []
+    assert s.entry_of("lm_rot050").name == "lm"
+    assert "lm_rot050" not in s.probed()  # no forward pass, like the rotated twin
+
+
+def test_dose_response_grid_from_the_config():
+    s = study(
+        {"name": "ref", "source": "reference", "controls": {"dose_response": [0.75, 0.1]}},
+        {"name": "net", "source": "cnn", "controls": {"dose_response": [0.5]}},
+        {"name": "llama", "source": "folder", "path": "/x", "controls": {"rotated": False}},
+        {"name": "g", "source": "hub", "path": "gpt2", "controls": {"dose_response": []}},
+    )
+    assert s.partial_twins == ["ref_rot010", "ref_rot075", "net_rot050"]
+    assert s.dose_families == ["ref", "net"]
+
+
+@pytest.mark.parametrize(
+    "controls,match",
+    [
+        ({"rotated": False, "dose_response": [0.5]}, "needs the rotated twin"),
+        ({"dose_response": [0.125]}, "hundredths"),
+        ({"dose_response": [1.0]}, "dose_response"),
+        ({"dose_response": [0.0]}, "dose_response"),
+    ],
+)
+def test_bad_dose_response_grid_refused(controls, match):
+    with pytest.raises((StudyError, ConfigError), match=match):
+        study({"name": "ref", "source": "reference", "controls": controls})
+
+
+def test_a_partial_twin_name_is_no_entry_name():
+    with pytest.raises(ConfigError, match="_rot<ddd>"):
+        study({"name": "lm_rot050", "source": "reference"})

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import layered_store
 
@@ -7,7 +8,12 @@ from iterlens.cli import main
 from iterlens.probing.fitting import fit_kind
 from iterlens.probing.lenses import LogitLens, evaluate_lenses
 from iterlens.probing.readout import Readout
-from iterlens.probing.rotate import layer_rotations, rotate_hidden, rotate_store
+from iterlens.probing.rotate import (
+    layer_rotations,
+    rotate_hidden,
+    rotate_store,
+    rotation_generator,
+)
 from iterlens.probing.store import ActivationStore
 
 
@@ -88,3 +94,78 @@ def test_a_half_precision_store_rotates_and_keeps_its_dtype(tmp_path):
     assert out.dtype is torch.float16
     assert torch.equal(out[:, -1], src[:, -1])  # the last layer is not rotated
     assert not torch.equal(out[:, 0], src[:, 0])
+
+
+# The dose-response control: partial rotations Q_l(t) = expm(t log Q_l).
+
+
+def test_partial_rotation_at_zero_is_the_identity_and_at_one_the_twin():
+    assert all(torch.equal(q, torch.eye(8)) for q in layer_rotations(3, 8, seed=5, t=0.0))
+    twin = layer_rotations(3, 8, seed=5)
+    assert all(
+        torch.equal(a, b) for a, b in zip(twin, layer_rotations(3, 8, 5, t=1.0), strict=True)
+    )
+    for q in twin[:-1]:  # special orthogonal, so expm(log Q) is Q again
+        assert torch.linalg.det(q.double()) == pytest.approx(1.0, abs=1e-5)
+        s = rotation_generator(q)
+        assert torch.equal(s, -s.T)  # exactly skew-symmetric
+        assert torch.allclose(torch.linalg.matrix_exp(s).float(), q, atol=1e-5)
+
+
+@pytest.mark.parametrize("d", [1, 2, 7, 16])
+def test_partial_rotations_are_rotations_on_a_grid(d):
+    for t in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0):
+        qs = layer_rotations(4, d, seed=2, t=t)
+        assert torch.equal(qs[-1], torch.eye(d))
+        for q in qs:
+            assert torch.allclose(q @ q.T, torch.eye(d), atol=1e-5)
+            assert torch.linalg.det(q.double()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_partial_rotations_share_one_generator():
+    for t, s in ((0.25, 0.5), (0.5, 0.5), (0.1, 0.3)):
+        a, b = layer_rotations(3, 12, 4, t=t), layer_rotations(3, 12, 4, t=s)
+        both = layer_rotations(3, 12, 4, t=t + s)
+        for qa, qb, qab in zip(a, b, both, strict=True):
+            assert torch.allclose(qa @ qb, qab, atol=1e-5)
+    # the rotation grows with t: Q(t) moves away from the identity monotonically
+    dist = [(layer_rotations(2, 12, 4, t=t)[0] - torch.eye(12)).norm() for t in (0.1, 0.5, 1)]
+    assert dist[0] < dist[1] < dist[2]
+
+
+def test_partial_rotation_outside_the_unit_interval_is_refused():
+    for t in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            layer_rotations(2, 4, 0, t=t)
+
+
+def test_rotate_store_at_zero_reproduces_the_source(tmp_path, small_readout):
+    original = layered_store(tmp_path / "a", small_readout, n=64)
+    manifest = rotate_store(original, tmp_path / "b", seed=0, progress=False, t=0.0)
+    assert manifest["rotated"]["t"] == 0.0
+    twin = ActivationStore(tmp_path / "b")
+    a, b = original.load_shard(0), twin.load_shard(0)
+    assert torch.equal(a["hidden"], b["hidden"]) and torch.equal(a["targets"], b["targets"])
+    half = rotate_store(original, tmp_path / "c", seed=0, progress=False, t=0.5)
+    assert half["rotated"] == {"source": str(original.folder), "seed": 0, "t": 0.5}
+    got = ActivationStore(tmp_path / "c").load_shard(0)["hidden"]
+    qs = layer_rotations(original.n_layers, original.d_model, 0, t=0.5)
+    assert torch.equal(got, rotate_hidden(a["hidden"].float(), qs).to(got.dtype))
+
+
+def test_rotate_store_command_takes_t_in_the_unit_interval(tmp_path, small_readout, capsys):
+    probed = tmp_path / "probed" / "m"
+    for split in ("lensfit", "eval"):
+        layered_store(probed / "acts" / split, small_readout, seed=len(split))
+    small_readout.save(probed / "readout.safetensors")
+    stores = [str(probed / "acts" / s) for s in ("lensfit", "eval")]
+    argv = ["rotate-store", "--quiet", "--readout", str(probed / "readout.safetensors")]
+    argv += ["--store", *stores, "--out", str(tmp_path / "probed" / "m_rot050")]
+    assert main([*argv, "--t", "0.5"]) == 0
+    twin = ActivationStore(tmp_path / "probed" / "m_rot050" / "acts" / "eval")
+    assert twin.manifest["rotated"]["t"] == 0.5
+    for bad in ("1.5", "-0.2", "half"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--t", bad])
+        assert exit_.value.code == 2
+    assert "t must be in [0, 1]" in capsys.readouterr().err

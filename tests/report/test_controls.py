@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,3 +79,82 @@ def test_twin_tuned_lens_inside_the_original_interval(tmp_path):
     bare = rotated_control_table([m3, m4], [t3, t4])
     assert bare["tuned_kl_in_original_interval"].isna().all()
     assert bare["logit_kl_frac"].isna().all()
+
+
+# The dose-response control (dose_response_table).
+
+
+def _examples(path, shared_penalty: float, transfer_scale: float, probe: bool = True) -> str:
+    """Tiny per-example values of a 3-layer model: 8 examples in 4 groups."""
+    from iterlens.probing.bootstrap import Examples
+    from iterlens.probing.metrics import PER_EXAMPLE
+
+    rng = np.random.default_rng(int(shared_penalty * 100))
+    n, layers = 8, 4
+    values = {}
+    for lens in ("logit", "tuned", "shared") + (("probe",) if probe else ()):
+        for metric in PER_EXAMPLE:
+            values[f"{lens}.{metric}"] = rng.uniform(0.4, 0.6, (n, layers)).astype(np.float32)
+        values[f"{lens}.ce_bits"][:, -1] = 1.0
+    values["tuned.ce_bits"][:, :-1] = 2.0
+    values["shared.ce_bits"][:, :-1] = 2.0 + shared_penalty
+    values["prior_ce_bits"] = np.full(n, 4.0)
+    m = 1.0 + transfer_scale * np.abs(np.subtract.outer(np.arange(layers), np.arange(layers)))
+    transfer = {key: np.stack([m * 2] * (n // 2)) for key in ("ce_bits", "kl_bits", "kl_own_bits")}
+    transfer["agree_final"] = np.stack([np.full((layers, layers), 1.0)] * (n // 2))
+    transfer["count"] = np.full(n // 2, 2.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Examples(np.arange(n) // 2, values, transfer).save(path)
+    return str(path)
+
+
+def test_dose_response_table_rows_and_the_model_at_zero(tmp_path):
+    from iterlens.cli import main
+    from iterlens.probing.bootstrap import Examples
+    from iterlens.report.controls import dose_of, dose_response_table
+    from iterlens.report.tables import headline_row
+
+    paths = {
+        model: _examples(tmp_path / model / "examples.safetensors", pen, scale, model == "lm")
+        for model, pen, scale in (
+            ("lm", 0.1, 0.0),
+            ("lm_rot050", 0.5, 1.0),
+            ("lm_rotated", 2.0, 3.0),
+            ("lm_rot025", 0.3, 0.5),
+        )
+    }
+    rows = [(*dose_of(model), model, path) for model, path in paths.items()]
+    table = dose_response_table(rows)
+    assert table["t"].tolist() == [0.0, 0.25, 0.5, 1.0]
+    assert table["model"].tolist() == ["lm", "lm_rot025", "lm_rot050", "lm_rotated"]
+    assert set(table["family"]) == {"lm"}
+    for column in (
+        "shared_ce_penalty_mean_bits",
+        "transfer_ce_penalty_adjacent_bits",
+        "transfer_ce_penalty_far_bits",
+        "logit_kl_mean_bits",
+    ):
+        for suffix in ("", "_lo", "_hi"):
+            assert column + suffix in table
+    assert not any(c.startswith(("probe_", "info_", "h_prior")) for c in table)
+    # t = 0 is the model's own headline row, column for column
+    base = headline_row("lm", Examples.load(paths["lm"]))
+    kept = [c for c in table if c not in ("family", "t", "model")]
+    assert kept == [
+        c for c in base if c.startswith(("transfer_", "shared_", "logit_kl_", "tuned_kl_"))
+    ]
+    for column in kept:
+        assert table.loc[0, column] == pytest.approx(base[column], nan_ok=True), column
+    assert table["shared_ce_penalty_mean_bits"].tolist() == pytest.approx([0.1, 0.3, 0.5, 2.0])
+    assert table["transfer_ce_penalty_adjacent_bits"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="two models at t"):
+        dose_response_table([rows[0], rows[0]])
+    with pytest.raises(ValueError, match="not on a dose response"):
+        dose_of("lm_random")
+    # the command reads t and the family from the folder names; the figure draws the table
+    out = tmp_path / "dose_response.csv"
+    assert main(["dose-response", "--examples", *paths.values(), "--out", str(out)]) == 0
+    assert pd.read_csv(out)["t"].tolist() == [0.0, 0.25, 0.5, 1.0]
+    png = tmp_path / "dose_response.png"
+    assert main(["plot", "--figure", "dose_response", "--inputs", str(out), "--out", str(png)]) == 0
+    assert png.stat().st_size > 0

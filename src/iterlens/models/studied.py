@@ -10,8 +10,9 @@ place a model is named. Each entry has a ``name``, a ``source`` and its ``contro
 
 From an entry follow its probed models (see :func:`iterlens.artifacts.model_name`): the seed
 replicates ``<name>``, ``<name>_s1``, ... of a model trained here, its untrained twin
-``<name>_random`` and its rotated twin ``<name>_rotated``. :class:`Study` lists them for the
-workflow and the report, so no rule or report spells a model's name.
+``<name>_random``, its rotated twin ``<name>_rotated`` and the partial rotations
+``<name>_rot<ddd>`` of the dose-response control (``controls.dose_response``). :class:`Study`
+lists them for the workflow and the report, so no rule or report spells a model's name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from iterlens import artifacts as A
 SOURCES = ("reference", "cnn", "hub", "folder")
 TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
 DOMAIN = {"reference": "lm", "hub": "lm", "folder": "lm", "cnn": "vision"}
+# The dose-response grid (interior t of the partial rotations) of an entry that names none:
+# language models only, and only with the rotated twin.
+DEFAULT_DOSE_RESPONSE = {"lm": (0.25, 0.5), "vision": ()}
 
 
 class StudyError(ValueError):
@@ -47,6 +51,7 @@ class StudiedModel:
     use_released_lenses: bool = False
     lenses_from: str | None = None
     lens_name: str | None = None
+    dose_grid: tuple[float, ...] | None = None  # None: DEFAULT_DOSE_RESPONSE of the domain
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> StudiedModel:
@@ -65,6 +70,11 @@ class StudiedModel:
             use_released_lenses=released.get("use", False),
             lenses_from=released.get("source"),
             lens_name=released.get("lens_name"),
+            dose_grid=(
+                tuple(float(t) for t in controls["dose_response"])
+                if "dose_response" in controls
+                else None
+            ),
         )
         model.check()
         return model
@@ -76,11 +86,12 @@ class StudiedModel:
             self.name,
             0,
             "model",
+            None,
         ):
             raise StudyError(
                 f"{where}: a name is lower-case letters, digits and single underscores, and "
-                f"does not end in '_s<k>', '{A.RANDOM_SUFFIX}' or '{A.ROTATED_SUFFIX}' "
-                "(those name its replicates and twins)"
+                f"does not end in '_s<k>', '{A.RANDOM_SUFFIX}', '{A.ROTATED_SUFFIX}' or "
+                "'_rot<ddd>' (those name its replicates and twins)"
             )
         if self.source not in SOURCES:
             raise StudyError(f"{where}: unknown source '{self.source}'; one of {SOURCES}")
@@ -97,6 +108,17 @@ class StudiedModel:
             )
         if self.use_released_lenses and self.domain != "lm":
             raise StudyError(f"{where}: released lenses are for language models")
+        if self.dose_grid and not self.rotated:
+            raise StudyError(
+                f"{where}: controls.dose_response needs the rotated twin (controls.rotated)"
+            )
+        for t in self.dose_grid or ():
+            try:
+                A.dose_tag(t)
+            except ValueError as err:
+                raise StudyError(f"{where}: controls.dose_response: {err}") from None
+        if self.dose_grid and len(set(self.dose_grid)) < len(self.dose_grid):
+            raise StudyError(f"{where}: controls.dose_response lists a t twice")
 
     @property
     def domain(self) -> str:
@@ -127,6 +149,30 @@ class StudiedModel:
     def rotated_twin(self) -> str | None:
         """The rotated twin's name, or None without that control."""
         return A.model_name(self.name, twin="rotated") if self.rotated else None
+
+    @property
+    def dose_response(self) -> tuple[float, ...]:
+        """The interior t of the dose-response control, ascending (none without the twin)."""
+        if not self.rotated:
+            return ()
+        grid = DEFAULT_DOSE_RESPONSE[self.domain] if self.dose_grid is None else self.dose_grid
+        return tuple(sorted(grid))
+
+    @property
+    def partial_twins(self) -> list[str]:
+        """The partial rotations ``<name>_rot<ddd>``, one per t of :attr:`dose_response`."""
+        return [A.model_name(self.name, twin="partial", t=t) for t in self.dose_response]
+
+    @property
+    def dose_models(self) -> list[tuple[float, str]]:
+        """``(t, model)`` of the whole dose response (empty without interior t).
+
+        The model at t = 0, the partial twins, then the rotated twin at t = 1.
+        """
+        if not self.dose_response:
+            return []
+        partial = list(zip(self.dose_response, self.partial_twins, strict=True))
+        return [(0.0, self.name), *partial, (1.0, self.rotated_twin)]
 
     @property
     def probed(self) -> list[str]:
@@ -201,6 +247,16 @@ class Study:
     def rotated(self) -> list[str]:
         """The rotated twins."""
         return [m.rotated_twin for m in self.models if m.rotated_twin]
+
+    @property
+    def partial_twins(self) -> list[str]:
+        """The partial rotations of the dose-response control (no forward pass)."""
+        return [p for m in self.models for p in m.partial_twins]
+
+    @property
+    def dose_families(self) -> list[str]:
+        """Entries with a dose-response control."""
+        return [m.name for m in self.models if m.dose_response]
 
     @property
     def released_lenses(self) -> list[str]:

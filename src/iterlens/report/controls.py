@@ -135,3 +135,75 @@ def plot_rotated_control(inputs: Sequence[str]) -> plt.Figure:
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- the dose response
+DOSE_PREFIXES = ("transfer_", "shared_", "logit_kl_", "tuned_kl_")  # headline columns kept
+
+
+def dose_of(name: str) -> tuple[str, float]:
+    """``(family, t)`` of a model of the dose response: 0 the model, 1 its rotated twin.
+
+    Raises:
+        ValueError: ``name`` is neither a model, nor its rotated twin or a partial rotation.
+    """
+    parsed = parse_model_name(name)
+    family = model_name(parsed.base, parsed.replicate)
+    doses = {"model": 0.0, "rotated": 1.0, "partial": parsed.t}
+    if parsed.twin not in doses:
+        raise ValueError(f"{name!r} is not on a dose response (a {parsed.twin} twin)")
+    return family, doses[parsed.twin]
+
+
+def dose_response_table(rows: Sequence[tuple[str, float, str, str]]) -> pd.DataFrame:
+    """The dose-response control: transfer and shared-lens penalties against rotation size.
+
+    The rotated twin (:mod:`iterlens.probing.rotate`) maps layer ``l < L`` to ``Q_l h_l``;
+    its partial rotation at ``t`` maps it to ``expm(t log Q_l) h_l``, so ``t = 0`` is the
+    model, ``t = 1`` the twin, and each layer's basis turns away from its neighbours' as ``t``
+    grows, while every layer keeps all its information (a tuned lens can undo the rotation at
+    any ``t``). A shared lens and a transferred tuned lens read a layer in another layer's
+    basis, so their penalties must grow with ``t`` from the model's to the twin's: a probe that
+    detects the full rotation but not a partial one has no resolution between the two.
+
+    ``rows``: ``(family, t, model, examples_path)``, the ``examples.safetensors`` of each
+    model. One row per ``(family, t)``, sorted, with every column of
+    :func:`iterlens.report.tables.headline_row` whose name starts with one of
+    :data:`DOSE_PREFIXES` (``shared_ce_penalty_mean_bits``, ``transfer_ce_penalty_adjacent_bits``,
+    ``transfer_ce_penalty_far_bits``, ``logit_kl_mean_bits``, ... with their ``_lo``, ``_hi``).
+    """
+    from iterlens.probing.bootstrap import Examples
+    from iterlens.report.tables import headline_row
+
+    out = []
+    for family, t, model, path in rows:
+        head = headline_row(model, _with_probe_placeholder(Examples.load(path)))
+        kept = {k: v for k, v in head.items() if k.startswith(DOSE_PREFIXES)}
+        out.append({"family": family, "t": float(t), "model": model, **kept})
+    if not out:
+        raise ValueError("no model for the dose-response table")
+    table = pd.DataFrame(out).sort_values(["family", "t"], kind="stable", ignore_index=True)
+    dupes = table.duplicated(["family", "t"])
+    if dupes.any():
+        first = table[dupes].iloc[0]
+        raise ValueError(f"two models at t = {first['t']} of {first['family']}")
+    return table
+
+
+def _with_probe_placeholder(ex):
+    """``ex`` with zeros for the free probe's values where it has none.
+
+    The rotated and partial twins fit no free probe (``ROTATED_LENS_KINDS``), but
+    :func:`iterlens.report.tables.headline_row` reads the probe's accuracy; the placeholder's
+    numbers are never kept (no ``probe_`` column is in the table).
+    """
+    from iterlens.probing.bootstrap import Examples
+
+    missing = {
+        "probe." + key.split(".", 1)[1]: np.zeros_like(value)
+        for key, value in ex.values.items()
+        if key.startswith("tuned.") and "probe." + key.split(".", 1)[1] not in ex.values
+    }
+    if not missing:
+        return ex
+    return Examples(ex.groups, {**ex.values, **missing}, ex.transfer)
