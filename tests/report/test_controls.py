@@ -52,9 +52,10 @@ def test_rotated_control_table_by_hand(tmp_path):
     assert layers.loc[("rotated", 1), "shared_kl_penalty_bits"] == pytest.approx(3.5)
     assert layers.loc[("rotated", 1), "shared_ce_penalty_bits"] == pytest.approx(7.0)
     assert set(table["model"]) == {"lm"}
-    dist = table.dropna(subset=["abs_distance"]).set_index("twin")
-    assert dist.loc["rotated", "transfer_kl_penalty_bits"] == 7.0  # only layers 1..L: |i-j| = 1
-    assert dist.loc["original", "abs_distance"] == 1
+    # L = 2: the inner translator layers are {1}, so no cell off the diagonal is transfer; the
+    # logit-lens row and the final column (layer 2, 7 bits) must not stand in for one
+    assert table["abs_distance"].isna().all()
+    assert table["transfer_kl_penalty_bits"].isna().all()
     table.to_csv(tmp_path / "control.csv", index=False)
     fig = plot_rotated_control([str(tmp_path / "control.csv")])
     assert len(fig.axes) == 3

@@ -23,6 +23,14 @@ def _split_name(name: str) -> tuple[str, str]:
     return name, "original"
 
 
+DISTANCE_COLUMNS = (
+    "abs_distance",
+    "rel_distance",
+    "transfer_kl_penalty_bits",
+    "transfer_ce_penalty_bits",
+)
+
+
 def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> pd.DataFrame:
     """One long table: per model and twin, lens KLs by layer and transfer by distance.
 
@@ -84,6 +92,9 @@ def rotated_control_table(metrics: Sequence[str], transfers: Sequence[str]) -> p
                 }
             )
     out = pd.DataFrame(rows)
+    for column in DISTANCE_COLUMNS:  # tiny models (L < 3) have no inner off-diagonal cell
+        if column not in out:
+            out[column] = np.nan
     original = out[(out["twin"] == "original") & out["layer"].notna()].set_index(["model", "layer"])
     twins = out.index[(out["twin"] == "rotated") & out["layer"].notna()]
     key = pd.MultiIndex.from_frame(out.loc[twins, ["model", "layer"]])
