@@ -235,3 +235,45 @@ def test_no_rotated_control_no_rotated_values(tmp_path):
     out = collect(root, [], CAPTIONS)
     assert out["has"]["rotated"] is False and out["rotated_families"] == []
     assert not any(".rotated." in k for k in out["values"])
+
+
+def _dose_table(tmp_path, shared, adjacent, half=0.05):
+    from iterlens import artifacts as A
+
+    rows = []
+    for t, s, a in zip([0.0, 0.25, 0.5, 1.0], shared, adjacent, strict=True):
+        rows.append(
+            {
+                "family": "lm",
+                "t": t,
+                "model": "lm",
+                "shared_ce_penalty_mean_bits": s,
+                "shared_ce_penalty_mean_bits_lo": s - half,
+                "shared_ce_penalty_mean_bits_hi": s + half,
+                "transfer_ce_penalty_adjacent_bits": a,
+                "transfer_ce_penalty_adjacent_bits_lo": a - half,
+                "transfer_ce_penalty_adjacent_bits_hi": a + half,
+            }
+        )
+    path = tmp_path / A.DOSE_RESPONSE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_dose_response_claim_reads_the_intervals(tmp_path):
+    from iterlens.report.paper_values import _dose
+    from iterlens.report.values import Values
+
+    _dose_table(tmp_path, [0.1, 0.3, 0.25, 2.0], [0.2, 0.5, 0.9, 3.0])  # a dip inside its interval
+    vals = Values(tmp_path)
+    assert _dose(vals) == {"lm": [0.0, 0.25, 0.5, 1.0]}
+    assert vals.values["lm.dose.shared_ce_penalty_mean_bits.t050"]["value"] == pytest.approx(0.25)
+    assert vals.claims["lm_dose_monotone"]["holds"] is True
+    _dose_table(tmp_path, [0.1, 0.3, 0.1, 2.0], [0.2, 0.5, 0.9, 3.0])  # a fall beyond it
+    vals = Values(tmp_path)
+    _dose(vals)
+    assert vals.claims["lm_dose_monotone"]["holds"] is False
+    _dose_table(tmp_path, [0.1, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2])  # flat: no rise at t = 1
+    vals = Values(tmp_path)
+    _dose(vals)
+    assert vals.claims["lm_dose_monotone"]["holds"] is False

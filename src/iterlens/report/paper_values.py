@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from iterlens import artifacts as A
@@ -266,6 +267,63 @@ def _rotated(vals: Values) -> list[str]:
     return families
 
 
+DOSE_METRICS = ("shared_ce_penalty_mean_bits", "transfer_ce_penalty_adjacent_bits")
+"""The penalties the dose-response control follows along the rotation's size t."""
+
+
+def _dose(vals: Values) -> dict[str, list[float]]:
+    """Values and claims of the dose-response control, per family, along its grid of t.
+
+    ``{fam}_dose_monotone`` holds where each of :data:`DOSE_METRICS` never falls, within its
+    95% intervals, from one t to the next (``hi`` at the larger t at least ``lo`` at the
+    smaller), and rises overall (from t = 0 to t = 1 above the intervals).
+
+    Returns:
+        Each family with a dose-response grid and its values of t (none without the control).
+    """
+    path = vals.root / A.DOSE_RESPONSE
+    if not path.exists():
+        return {}
+    table = read_table(path)
+    families = list(dict.fromkeys(table["family"]))
+    for fam in families:
+        part = table[table["family"] == fam].sort_values("t")
+        ok = True
+        for metric in DOSE_METRICS:
+            for t in part["t"]:
+                vals.add(
+                    f"{fam}.dose.{metric}.{dose_key(t)}",
+                    {
+                        "table": A.DOSE_RESPONSE,
+                        "where": {"family": fam, "t": float(t)},
+                        "column": metric,
+                        "agg": "first",
+                    },
+                    f"{metric} of {fam} rotated by t = {t:g}",
+                )
+            lo, hi = part[f"{metric}_lo"].to_numpy(), part[f"{metric}_hi"].to_numpy()
+            if len(part) < 2 or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+                ok = None
+                break
+            ok = ok and bool((hi[1:] >= lo[:-1]).all()) and bool(lo[-1] > hi[0])
+        vals.claims[f"{fam}_dose_monotone"] = {
+            "holds": ok,
+            "left": f"{fam}.dose",
+            "op": "non-decreasing in t",
+            "right": None,
+            "says": f"{fam}'s shared-lens and adjacent transfer penalties do not fall with the "
+            "rotation's size t within their 95% intervals, and rise from t = 0 to t = 1",
+        }
+    return {
+        fam: [float(t) for t in sorted(table.loc[table["family"] == fam, "t"])] for fam in families
+    }
+
+
+def dose_key(t: float) -> str:
+    """The suffix of a dose-response value's name at ``t`` (``t050`` for t = 0.5)."""
+    return f"t{round(100 * t):03d}"
+
+
 def _claims(vals: Values, roles: dict[str, str]) -> None:
     """The claims the argument reads, over the models of each role.
 
@@ -370,6 +428,7 @@ def collect(
     _claims(vals, roles)
     frac_columns = [c for c in SCALED_COLUMNS if any(f"{m}.{c}" in vals.values for m in models)]
     rotated = _rotated(vals)
+    dose = _dose(vals)
     return {
         "schema": SCHEMA_VERSION,
         "values": vals.values,
@@ -388,6 +447,8 @@ def collect(
         "headline_columns": list(HEADLINE_COLUMNS) + frac_columns,
         "loss_models": loss_rows,
         "rotated_families": rotated,
+        "dose_families": list(dose),
+        "dose_t": {fam: [{"t": t, "key": dose_key(t)} for t in grid] for fam, grid in dose.items()},
         "layer_tables": layer_tables,
         "figures": figure_entries(figures, root, captions, figure_groups(study.describe())),
         "config": _config_values(config or {}),

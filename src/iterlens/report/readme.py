@@ -98,6 +98,33 @@ def _findings(v: dict[str, Any]) -> list[str]:
     if v["has"]["vision"] and "plain" in roles and "residual" in roles:
         says += _vision_findings(v, roles["plain"], roles["residual"])
     says += _rotated_findings(v)
+    says += _dose_findings(v)
+    return says
+
+
+def _dose_findings(v: dict[str, Any]) -> list[str]:
+    """One sentence per family with a dose-response grid (partial rotations)."""
+    says = []
+    for fam in v.get("dose_families", []):
+        grid = v.get("dose_t", {}).get(fam, [])
+        shared, adjacent = (
+            ", ".join(_n(v, f"{fam}.dose.{metric}.{g['key']}") for g in grid)
+            for metric in ("shared_ce_penalty_mean_bits", "transfer_ce_penalty_adjacent_bits")
+        )
+        holds = _claim(v, f"{fam}_dose_monotone")
+        verdict = (
+            "both rise with t and never fall within their intervals"
+            if holds
+            else "they do not rise steadily with t"
+            if holds is False
+            else "the intervals are missing, so no trend is read"
+        )
+        says.append(
+            f"Dose response of {fam} (layers rotated by expm(t log Q), t = "
+            + ", ".join(f"{g['t']:g}" for g in grid)
+            + f"): shared-lens penalty {shared} bits, adjacent "
+            f"transfer {adjacent} bits; {verdict}."
+        )
     return says
 
 
