@@ -166,8 +166,8 @@ def test_smoke_paper_numbers_match_tables(smoke_run):
     import pandas as pd
 
     headline = pd.read_csv(smoke_run / "results/tables/headline.csv").set_index("model")
-    lm_adj = fmt(headline.loc["lm", "transfer_ce_penalty_adjacent_bits"], 2)
-    assert f"tuned lens loses {lm_adj} bits of cross-entropy" in text
+    lm_adj = fmt(headline.loc["lm", "transfer_ce_penalty_adjacent_frac"], 2)
+    assert f"adjacent layer, loses {lm_adj} of the model" in text
     figures = sorted(p.name for p in (smoke_run / "results/figures").glob("*.png"))
     assert sorted(Path(f["path"]).name for f in values["figures"]) == figures
 
