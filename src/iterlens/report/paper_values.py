@@ -386,8 +386,6 @@ def _claims(vals: Values, roles: dict[str, str]) -> None:
             f"a lens moved to an adjacent layer of {net} loses more than the information gain: "
             "it does worse than the prior, so the penalty measures confident error",
         )
-    for role in ("lm", "plain", "residual"):
-        net = roles.get(role, f"<no {role}>")
         c(
             f"{role}_probe_rises",
             f"{net}.probe_top1_acc_last",
