@@ -58,7 +58,15 @@ def test_two_lms_each_with_their_twins_and_tokenizers():
         ([{"name": "lm_random", "source": "reference"}], "does not end in"),
         ([{"name": "g", "source": "hub"}], "needs a 'path'"),
         ([{"name": "g", "source": "hub", "path": "gpt2", "controls": {"seeds": 2}}], "one seed"),
-        ([{"name": "c", "source": "reference", "residual": True}], "CNN's setting"),
+        (
+            [{"name": "g", "source": "hub", "path": "gpt2", "residual": False}],
+            "models entry 'g': 'residual' is a setting of a model trained here",
+        ),
+        (
+            [{"name": "f", "source": "folder", "path": "/x", "residual": True}],
+            "models entry 'f': 'residual' .* drop 'residual'",
+        ),
+        ([{"name": "c", "source": "reference", "residual": "no"}], "residual"),
         ([{"name": "a", "source": "cnn"}, {"name": "a", "source": "cnn"}], "listed twice"),
     ],
 )
@@ -115,3 +123,43 @@ def test_bad_dose_response_grid_refused(controls, match):
 def test_a_partial_twin_name_is_no_entry_name():
     with pytest.raises(ConfigError, match="_rot<ddd>"):
         study({"name": "lm_rot050", "source": "reference"})
+
+
+def test_residual_means_identity_skips_for_both_trained_sources():
+    s = study(
+        {"name": "ref", "source": "reference"},
+        {"name": "ref_plain", "source": "reference", "residual": False},
+        {"name": "ref_skips", "source": "reference", "residual": True},
+        {"name": "net", "source": "cnn"},
+        {"name": "net_res", "source": "cnn", "residual": True},
+        {"name": "llama", "source": "folder", "path": "/x"},
+    )
+    residual = {m.name: m.residual for m in s.models}
+    assert residual == {
+        "ref": True,
+        "ref_plain": False,
+        "ref_skips": True,
+        "net": False,
+        "net_res": True,
+        "llama": True,
+    }
+    # the CNN roles and contrasts read the CNNs only, as before
+    assert s.roles() == {"lm": "ref", "plain": "net", "residual": "net_res"}
+    assert ("net_res", "net", True) in s.contrasts()
+    assert s.probed("lm")[:2] == ["ref", "ref_plain"]
+    assert s.by_name["ref_plain"].random_twin == "ref_plain_random"
+
+
+def test_lm_plain_config_layers_a_no_residual_lm_on_the_default_table():
+    from conftest import ROOT
+
+    from iterlens.config import load_config
+
+    s = Study.of(load_config(ROOT / "config" / "lm-plain.yaml"))
+    assert [(m.name, m.source, m.residual) for m in s.models] == [
+        ("lm", "reference", True),
+        ("lm_plain", "reference", False),
+        ("cnn_plain", "cnn", False),
+        ("cnn_residual", "cnn", True),
+    ]
+    assert s.roles() == Study.of(validate({})).roles()

@@ -7,7 +7,7 @@ from iterlens import artifacts as A
 from iterlens.config import validate
 from iterlens.device import uses_gpu
 from iterlens.locks import report_stale_locks
-from iterlens.models.studied import Study
+from iterlens.models.studied import DEFAULT_RESIDUAL, Study
 from iterlens.probing.extract import n_shards
 from iterlens.report.figures import family_figures
 
@@ -132,8 +132,12 @@ def replicate_of(wildcards):
 
 
 def residual_flag(wildcards):
-    """``--residual`` for a CNN entry with identity skips."""
-    return "--residual" if entry(wildcards).residual else ""
+    """``--residual`` or ``--no-residual`` where a trained entry departs from its source's
+    default skips (a CNN with identity skips; a reference LM without); else nothing."""
+    m = entry(wildcards)
+    if m.residual == DEFAULT_RESIDUAL[m.source]:
+        return ""
+    return "--residual" if m.residual else "--no-residual"
 
 
 def lens_priority(wildcards):

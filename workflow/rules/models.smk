@@ -14,6 +14,7 @@ rule train_lm:
         model=one_of(REFERENCE_TRAINED),
     params:
         cfg=cfg("lm"),
+        residual=residual_flag,
         replicate=replicate_of,
     threads: TRAIN_THREADS
     priority: LM_PATH
@@ -25,8 +26,8 @@ rule train_lm:
         "Train the reference LM {wildcards.model}; tail -f {log}"
     shell:
         "iterlens train-lm --cfg {params.cfg} --threads {threads} --tokenizer {input.tokenizer} "
-        "--train-tokens {input.train} --val-tokens {input.val} --replicate {params.replicate} "
-        "--out {output.model} --curve {output.curve} > {log} 2>&1"
+        "--train-tokens {input.train} --val-tokens {input.val} {params.residual} "
+        "--replicate {params.replicate} --out {output.model} --curve {output.curve} > {log} 2>&1"
 
 
 rule record_lm:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from iterlens.cli import arg, command, load_cfg
@@ -12,6 +13,21 @@ REPLICATE = arg(
     default=0,
     help="seed replicate k: init and batches use seed + k (the data splits use seed)",
 )
+
+
+def residual_arg(default: bool, without: str) -> tuple[tuple[str, ...], dict]:
+    """``--residual`` / ``--no-residual``: identity skips around each block.
+
+    ``default`` is the entry's source's (the workflow passes only the flag that departs from
+    it); ``without`` says what the model is without them.
+    """
+    return arg(
+        "--residual",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=f"identity skips around each block (default: {'with' if default else 'without'}; "
+        f"without: {without})",
+    )
 
 
 @command(
@@ -58,6 +74,7 @@ def tiny_model(args):
     arg("--val-tokens", required=True),
     arg("--out", required=True, help="model folder (save_pretrained)"),
     arg("--curve", required=True, help="training curve table (.csv)"),
+    residual_arg(True, "h' = attn(ln_1(h)), out = mlp(ln_2(h')) in each block"),
     REPLICATE,
 )
 def train_lm(args):
@@ -70,7 +87,13 @@ def train_lm(args):
     lm = cfg["lm"]
     tok = load_tokenizer(args.tokenizer)
     config = reference_config(
-        len(tok), lm["n_layer"], lm["n_embd"], lm["n_head"], lm["seq_len"], tok.eos_token_id
+        len(tok),
+        lm["n_layer"],
+        lm["n_embd"],
+        lm["n_head"],
+        lm["seq_len"],
+        tok.eos_token_id,
+        residual=args.residual,
     )
     seed = cfg["seed"] + args.replicate
     model = init_model(config, seed)
@@ -103,7 +126,8 @@ def train_lm(args):
 
 @command(
     "init-lm",
-    "save the same LM architecture at its initial (untrained) weights",
+    "save the same LM architecture (with or without skips, as its config records) at its "
+    "initial (untrained) weights",
     arg("--trained", required=True),
     arg("--tokenizer", required=True),
     arg("--out", required=True),
@@ -120,7 +144,7 @@ def init_lm(args):
 @command(
     "train-cnn",
     "train the plain or residual Inception-style CNN (or save it untrained)",
-    arg("--residual", action="store_true", help="with identity skips around each block"),
+    residual_arg(False, "the plain CNN"),
     arg("--untrained", action="store_true", help="save the initial weights (control)"),
     arg("--out", required=True),
     arg("--curve", help="training curve table (.csv)"),

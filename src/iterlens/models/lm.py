@@ -1,7 +1,15 @@
-"""Causal LMs: the reference GPT-2 the workflow trains, and loading any HF causal LM."""
+"""Causal LMs: the reference GPT-2 the workflow trains, and loading any HF causal LM.
+
+The reference LM comes with or without residual connections (the LM analogue of the plain
+CNN). Without them, each block feeds its sublayers' outputs forward and never adds its input
+back (:func:`no_skip_forward`); the model's ``config.json`` then says
+``"iterlens_residual": false`` (:data:`RESIDUAL_KEY`), and :func:`init_model` and
+:func:`load_causal_lm` rebuild that forward from it, so every stage reads the real model.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -36,6 +44,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32):
     """Load a causal LM from a local folder or the Hub, in eval mode.
 
+    A model saved without residual connections (:data:`RESIDUAL_KEY` false in its config)
+    gets its no-skip blocks back (:func:`apply_residual_setting`).
+
     Raises:
         ModelNotFoundError: naming the model, saying whether the Hub was reachable and
             how to point the config at a local copy.
@@ -61,15 +72,123 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
             f"To use a local copy, download it where the Hub is reachable "
             f"(`hf download {name} --local-dir PATH`) and set `lm.model: PATH` in the config."
         ) from None
-    return model.eval()
+    return apply_residual_setting(model).eval()
+
+
+RESIDUAL_KEY = "iterlens_residual"
+"""The ``config.json`` field of a model built without residual connections (``false``).
+
+Absent (every model but such a one): the architecture's own blocks, with their skips.
+"""
+
+
+def has_residual(config: object) -> bool:
+    """Whether a model config keeps its blocks' identity skips (:data:`RESIDUAL_KEY`).
+
+    Raises:
+        ValueError: the field is there but not a boolean.
+    """
+    value = getattr(config, RESIDUAL_KEY, True)
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"model config field '{RESIDUAL_KEY}' must be true or false, not {value!r}"
+        )
+    return value
+
+
+def no_skip_forward(
+    self: torch.nn.Module,
+    hidden_states: torch.Tensor,
+    cache: object | None = None,
+    attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
+    encoder_attention_mask: torch.Tensor | None = None,
+    use_cache: bool | None = False,
+    **kwargs,
+) -> torch.Tensor:
+    """A pre-norm GPT-2 block without its residual connections.
+
+    With skips the block computes ``h' = h + attn(ln_1(h))``, ``out = h' + mlp(ln_2(h'))``;
+    without them ``h' = attn(ln_1(h))``, ``out = mlp(ln_2(h'))``: the same modules, weights,
+    norms and call arguments, only the two additions of the block's input dropped. The
+    embeddings (positions included) reach the first block only, and the final norm reads the
+    last block's MLP output.
+    """
+    if encoder_hidden_states is not None:
+        raise NotImplementedError("a block without residual connections has no cross-attention")
+    attn_output, _ = self.attn(
+        self.ln_1(hidden_states),
+        cache=cache,
+        attention_mask=attention_mask,
+        use_cache=use_cache,
+        **kwargs,
+    )
+    return self.mlp(self.ln_2(attn_output))
+
+
+@functools.cache
+def _no_skip_blocks() -> dict[str, tuple[type, type]]:
+    """``model_type`` -> (its block class, that block without skips); imported lazily."""
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+    no_skip = type(
+        "NoSkipGPT2Block",
+        (GPT2Block,),
+        {"forward": no_skip_forward, "__doc__": no_skip_forward.__doc__, "__module__": __name__},
+    )
+    return {"gpt2": (GPT2Block, no_skip)}
+
+
+def apply_residual_setting(model: torch.nn.Module) -> torch.nn.Module:
+    """Give ``model``'s blocks the forward its config asks for; return ``model``.
+
+    A config with :data:`RESIDUAL_KEY` false turns every block into its no-skip subclass
+    (same parameters and state dict; :func:`no_skip_forward`); any other model is returned
+    as it is. Idempotent.
+
+    Raises:
+        ValueError: the config asks for no skips in an architecture that has no no-skip
+            block (naming its ``model_type``), or the field is not a boolean.
+    """
+    if has_residual(model.config):
+        return model
+    from iterlens.models.families import adapter_for
+
+    kind = model.config.model_type
+    if kind not in _no_skip_blocks():
+        raise ValueError(
+            f"'{RESIDUAL_KEY}: false' (no residual connections) is implemented for "
+            f"{sorted(_no_skip_blocks())} blocks, not for model_type '{kind}'"
+        )
+    base, no_skip = _no_skip_blocks()[kind]
+    for block in adapter_for(model).blocks_of(model):
+        if type(block) not in (base, no_skip):
+            raise ValueError(
+                f"a '{kind}' block of class {type(block).__name__}, not {base.__name__}"
+            )
+        block.__class__ = no_skip
+    return model
 
 
 def reference_config(
-    vocab_size: int, n_layer: int, n_embd: int, n_head: int, seq_len: int, eos_token_id: int
+    vocab_size: int,
+    n_layer: int,
+    n_embd: int,
+    n_head: int,
+    seq_len: int,
+    eos_token_id: int,
+    residual: bool = True,
 ):
-    """GPT-2 config of the reference LM: tied embeddings, no dropout."""
+    """GPT-2 config of the reference LM: tied embeddings, no dropout.
+
+    ``residual=False``: the same GPT-2 without residual connections (:data:`RESIDUAL_KEY`
+    false in the config, so saving and loading keep it; :func:`no_skip_forward`).
+    """
     from transformers import GPT2Config
 
+    if not isinstance(residual, bool):
+        raise TypeError(f"residual must be True or False, not {residual!r}")
+    extra = {} if residual else {RESIDUAL_KEY: False}
     return GPT2Config(
         vocab_size=vocab_size,
         n_positions=seq_len,
@@ -82,15 +201,19 @@ def reference_config(
         tie_word_embeddings=True,
         bos_token_id=eos_token_id,
         eos_token_id=eos_token_id,
+        **extra,
     )
 
 
 def init_model(config, seed: int):
-    """A causal LM with freshly initialised weights from ``config`` (seeded)."""
+    """A causal LM with freshly initialised weights from ``config`` (seeded).
+
+    A config without residual connections (:data:`RESIDUAL_KEY`) gets no-skip blocks.
+    """
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config).eval()
+    return apply_residual_setting(AutoModelForCausalLM.from_config(config)).eval()
 
 
 def save_model(model, tokenizer, folder: str | Path) -> None:
@@ -220,7 +343,8 @@ def load_model_dir(folder: str | Path):
     """Load the model a workflow model folder stands for.
 
     A folder with ``source.json`` names a Hub model or a local path (``lm.model`` in the
-    config); any other folder is a ``save_pretrained`` checkpoint.
+    config); any other folder is a ``save_pretrained`` checkpoint, loaded with the forward
+    its config records (no skips where :data:`RESIDUAL_KEY` is false).
     """
     folder = Path(folder)
     source = folder / artifacts.MODEL_SOURCE

@@ -4,9 +4,12 @@ The table (``models:`` in the config, one entry a model, like a sample sheet) is
 place a model is named. Each entry has a ``name``, a ``source`` and its ``controls``:
 
 - ``reference``: the GPT-2 the workflow trains on the corpus (sizes in the ``lm`` section),
-- ``cnn``: an Inception-style CNN trained on the digits (``vision`` section), ``residual``
-  saying whether it has identity skips,
+- ``cnn``: an Inception-style CNN trained on the digits (``vision`` section),
 - ``hub``: a Hugging Face causal LM by name; ``folder``: a local ``save_pretrained`` folder.
+
+``residual`` says whether a model trained here has identity skips (:data:`DEFAULT_RESIDUAL`:
+the reference LM has them unless the entry says ``false``, a CNN only with ``true``). A
+``hub`` or ``folder`` model is taken as it is, so its entry may not set it.
 
 From an entry follow its probed models (see :func:`iterlens.artifacts.model_name`): the seed
 replicates ``<name>``, ``<name>_s1``, ... of a model trained here, its untrained twin
@@ -18,7 +21,7 @@ lists them for the workflow and the report, so no rule or report spells a model'
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +30,9 @@ from iterlens import artifacts as A
 SOURCES = ("reference", "cnn", "hub", "folder")
 TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
 DOMAIN = {"reference": "lm", "hub": "lm", "folder": "lm", "cnn": "vision"}
+# Identity skips of an entry that does not say: the reference GPT-2 has them, the CNN not; a
+# hub or folder LM is taken as it is (every supported family has them) and may not say.
+DEFAULT_RESIDUAL = {"reference": True, "cnn": False, "hub": True, "folder": True}
 # The dose-response grid (interior t of the partial rotations) of an entry that names none:
 # language models only, and only with the rotated twin.
 DEFAULT_DOSE_RESPONSE = {"lm": (0.25, 0.5), "vision": ()}
@@ -43,7 +49,7 @@ class StudiedModel:
     name: str
     source: str
     path: str | None = None
-    residual: bool = False
+    residual: bool | None = None  # None: DEFAULT_RESIDUAL of the source (set by __post_init__)
     title: str | None = None
     random_init: bool = True
     rotated: bool = True
@@ -52,6 +58,13 @@ class StudiedModel:
     lenses_from: str | None = None
     lens_name: str | None = None
     dose_grid: tuple[float, ...] | None = None  # None: DEFAULT_DOSE_RESPONSE of the domain
+    residual_given: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Fill ``residual`` from the source's default; remember whether the entry set it."""
+        object.__setattr__(self, "residual_given", self.residual is not None)
+        if self.residual is None:
+            object.__setattr__(self, "residual", DEFAULT_RESIDUAL.get(self.source, False))
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> StudiedModel:
@@ -62,7 +75,7 @@ class StudiedModel:
             name=entry["name"],
             source=entry["source"],
             path=entry.get("path"),
-            residual=bool(entry.get("residual", False)),
+            residual=entry.get("residual"),
             title=entry.get("title"),
             random_init=controls.get("random_init", True),
             rotated=controls.get("rotated", True),
@@ -99,8 +112,13 @@ class StudiedModel:
             raise StudyError(f"{where}: source '{self.source}' needs a 'path'")
         if self.source in ("reference", "cnn") and self.path:
             raise StudyError(f"{where}: source '{self.source}' is trained here; drop 'path'")
-        if self.residual and self.source != "cnn":
-            raise StudyError(f"{where}: 'residual' is a CNN's setting")
+        if self.residual_given and self.source not in TRAINED_SOURCES:
+            raise StudyError(
+                f"{where}: 'residual' is a setting of a model trained here ({TRAINED_SOURCES}); "
+                f"a '{self.source}' model is taken as it is: drop 'residual'"
+            )
+        if not isinstance(self.residual, bool):
+            raise StudyError(f"{where}: 'residual' is true or false, not {self.residual!r}")
         if self.seeds > 1 and self.source not in TRAINED_SOURCES:
             raise StudyError(
                 f"{where}: seeds {self.seeds}, but a '{self.source}' model is not trained "
