@@ -167,3 +167,29 @@ def test_shared_lens_is_not_fitted_on_layer_0_or_the_last_by_default(smoke_lm, m
     assert seen["FreeProbe"] == list(range(n + 1))
     fit_kind("shared", fit_store, readout, {**cfg, "lens": {**cfg["lens"], "shared_layers": "all"}})
     assert seen["SharedLens"] == list(range(n + 1))
+
+
+def test_the_fit_seed_sets_the_lens_and_the_cli_records_the_replicates_seed(smoke_lm, tmp_path):
+    """Same seed, same lens; another seed (another batch order), another lens; and
+    ``fit-lenses --replicate k`` fits with seed + k and writes that seed into lens.json."""
+    import json
+
+    from iterlens.cli import main
+    from iterlens.config import validate
+
+    readout, fit_store, _, _ = smoke_lm
+    cfg = validate({"seed": 3, "lens": {"steps": 20, "batch_size": 64, "holdout_fraction": 0}})
+
+    def weights(seed):
+        lens, _ = fit_kind("tuned", fit_store, readout, cfg, progress=False, seed=seed)
+        return torch.cat([p.detach().flatten() for p in lens.parameters() if p.requires_grad])
+
+    assert torch.equal(weights(4), weights(4))
+    assert not torch.allclose(weights(4), weights(5))
+    readout.save(tmp_path / "readout.safetensors")
+    args = ["fit-lenses", "--quiet", "--kinds", "tuned"]
+    args += ["--cfg", json.dumps(cfg), "--store", str(fit_store.folder), "--replicate", "2"]
+    args += ["--readout", str(tmp_path / "readout.safetensors"), "--out", str(tmp_path / "lenses")]
+    assert main([*args, "--curves", str(tmp_path / "curves")]) == 0
+    meta = json.loads((tmp_path / "lenses" / "tuned" / "lens.json").read_text())
+    assert meta["fit_seed"] == "5"

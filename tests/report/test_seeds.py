@@ -27,3 +27,25 @@ def test_seeds_table_groups_replicates_and_computes_spread(tmp_path):
     assert (plain["min"], plain["max"]) == (1.0, 4.0)
     assert table.loc["lm", "n_seeds"] == 1 and math.isnan(table.loc["lm", "std"])
     assert table.loc["cnn_plain_random", "n_seeds"] == 1  # controls are not pooled with seeds
+
+
+def test_seed_interval_adds_the_spread_over_seeds_and_the_eval_sampling(tmp_path):
+    """Three seeds 1, 2, 4 with bootstrap half-widths 0.2, 0.3, 0.4 (mean 0.3): the half-width
+    is sqrt((t_2 * sqrt(7/3) / sqrt(3))^2 + 0.3^2), t_2 = 4.302653 (97.5% Student, 2 df)."""
+    headline = pd.DataFrame(
+        {
+            "model": ["cnn_plain", "cnn_plain_s1", "cnn_plain_s2", "lm"],
+            "penalty_bits": [1.0, 2.0, 4.0, 0.5],
+            "penalty_bits_lo": [0.8, 1.7, 3.6, 0.4],
+            "penalty_bits_hi": [1.2, 2.3, 4.4, 0.7],
+        }
+    )
+    write_table(headline, tmp_path / "headline.csv")
+    table = seeds_table([str(tmp_path / "headline.csv")])
+    assert set(table["metric"]) == {"penalty_bits"}  # the bounds are not metrics of their own
+    plain = table.set_index("model").loc["cnn_plain"]
+    half = math.hypot(4.302653 * math.sqrt(7 / 3) / math.sqrt(3), 0.3)
+    assert math.isclose(plain["lo"], 7 / 3 - half, rel_tol=1e-6)
+    assert math.isclose(plain["hi"], 7 / 3 + half, rel_tol=1e-6)
+    lm = table.set_index("model").loc["lm"]  # one seed: its own interval
+    assert math.isclose(lm["lo"], 0.5 - 0.15) and math.isclose(lm["hi"], 0.5 + 0.15)

@@ -17,6 +17,7 @@ rule fit_lenses:
         out=folder_of("output", "lenses"),
         curves=folder_of("output", "curves"),
         device=DEVICE,
+        replicate=replicate_of,
     threads: 1
     priority: lens_priority
     resources:
@@ -28,7 +29,7 @@ rule fit_lenses:
         "Fit the tuned lens, shared lens and free probes of {wildcards.model}"
     shell:
         "iterlens fit-lenses --cfg {params.cfg} --threads {threads} --device {params.device} "
-        "--kinds {params.kinds} "
+        "--kinds {params.kinds} --replicate {params.replicate} "
         "--store {params.store} --readout {input.readout} --out {params.out} "
         "--curves {params.curves} > {log} 2>&1"
 

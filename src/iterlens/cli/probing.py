@@ -10,6 +10,7 @@ from pathlib import Path
 from iterlens import artifacts
 from iterlens.cli import arg, command, device_of, load_cfg, log
 from iterlens.cli.hub import RELEASED_LENS_ARGS
+from iterlens.cli.models import REPLICATE
 
 
 @command(
@@ -137,6 +138,7 @@ def extract_cnn(args):
     arg("--out", required=True, help="folder for one subfolder a lens"),
     arg("--curves", required=True, help="folder for fit_<kind>.csv"),
     arg("--skip-existing", action="store_true", help="keep lenses already in --out"),
+    REPLICATE,
 )
 def fit_lenses(args):
     from iterlens.io import write_table
@@ -153,9 +155,12 @@ def fit_lenses(args):
         if args.skip_existing and (Path(args.out) / kind / artifacts.LENS_WEIGHTS).exists():
             log.info("%s lens exists in %s; not refitted (--skip-existing)", kind, args.out)
             continue
-        lens, curve = fit_kind(kind, store, readout_, cfg, progress=not args.quiet)
+        seed = cfg["seed"] + args.replicate  # the model's own seed; recorded in lens.json
+        lens, curve = fit_kind(kind, store, readout_, cfg, progress=not args.quiet, seed=seed)
         write_table(curve, Path(args.curves) / Path(artifacts.FIT_CURVE).name.format(kind=kind))
-        save_lens(lens.cpu(), Path(args.out) / kind, readout_.cpu(), store.n_layers)
+        save_lens(
+            lens.cpu(), Path(args.out) / kind, readout_.cpu(), store.n_layers, {"fit_seed": seed}
+        )
         readout_.to(device)
 
 

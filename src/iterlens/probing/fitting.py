@@ -292,11 +292,18 @@ def heldout_size(fraction: float, n_examples: int) -> int:
 
 
 def fit_kind(
-    kind: str, store: ActivationStore, readout: Readout, cfg: dict, progress: bool = True
+    kind: str,
+    store: ActivationStore,
+    readout: Readout,
+    cfg: dict,
+    progress: bool = True,
+    seed: int | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Build a lens of ``kind`` and fit it with its config section (``lens`` or ``probe``).
 
-    The held-out slice is taken from the store's end (see :func:`heldout_size`).
+    The held-out slice is taken from the store's end (see :func:`heldout_size`). ``seed``
+    (default: the config's) seeds the lens's batch order and any random start; the workflow
+    passes each model's own seed, so seed replicates sample the lens fit's randomness too.
 
     Returns:
         ``(lens, curve)``: the fitted lens and its convergence curve (see :func:`fit_lens`).
@@ -314,7 +321,7 @@ def fit_kind(
         batch_size=section["batch_size"],
         lr=section["lr"],
         weight_decay=section["weight_decay"],
-        seed=cfg["seed"],
+        seed=cfg["seed"] if seed is None else seed,
         progress=progress,
         holdout=holdout,
         eval_every=section["eval_every"],

@@ -235,13 +235,19 @@ def evaluate_lenses(
     return pd.DataFrame(rows), pd.DataFrame(depth_rows)
 
 
-def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: int) -> None:
+def save_lens(
+    lens: nn.Module,
+    folder: str | Path,
+    readout: Readout,
+    n_layers: int,
+    extra: dict[str, object] | None = None,
+) -> None:
     """Save a trained lens to ``folder`` atomically.
 
     Every lens gets ``lens.safetensors`` (its own parameters; metadata records the kind,
-    L, the readout fingerprint and the parameters' own fingerprint) and ``lens.json`` (the
-    same metadata). A tuned lens also gets ``config.json`` + ``params.pt``, the layout
-    ``tuned_lens.TunedLens`` loads.
+    L, the readout fingerprint, the parameters' own fingerprint and ``extra``, such as the
+    fit's seed) and ``lens.json`` (the same metadata). A tuned lens also gets
+    ``config.json`` + ``params.pt``, the layout ``tuned_lens.TunedLens`` loads.
     """
     own = {k: v for k, v in lens.state_dict().items() if not k.startswith(("readout.", "unembed."))}
     meta = {
@@ -251,6 +257,7 @@ def save_lens(lens: nn.Module, folder: str | Path, readout: Readout, n_layers: i
         "n_classes": str(readout.n_classes),
         "readout_fingerprint": readout.fingerprint(),
         "fingerprint": fingerprint(own),
+        **{key: str(value) for key, value in (extra or {}).items()},
     }
     with atomic_path(folder) as tmp:
         tmp.mkdir()

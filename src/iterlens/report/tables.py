@@ -297,7 +297,9 @@ def seeds_table(tables: list[str]) -> pd.DataFrame:
     are grouped by model with the seed suffix removed (``cnn_plain``, ``cnn_plain_s1``, ...
     are one group; see :func:`iterlens.artifacts.model_name`). One row per (model, metric):
     ``n_seeds``, ``mean``, ``std`` (sample standard deviation, missing for one seed),
-    ``min``, ``max``.
+    ``min``, ``max``, and ``lo``/``hi``: the 95% interval of the mean over seeds for a
+    claim about the training recipe rather than one checkpoint (see :func:`seed_interval`;
+    only where the table has the metric's ``_lo``/``_hi``, which are not rows of their own).
     """
     from iterlens.artifacts import model_name, parse_model_name
 
@@ -308,18 +310,45 @@ def seeds_table(tables: list[str]) -> pd.DataFrame:
         table["group"] = [model_name(p.base, 0, p.twin) for p in parsed]
         numeric = [c for c in table.columns if c not in ("model", "group")]
         numeric = [c for c in numeric if pd.api.types.is_numeric_dtype(table[c])]
+        bounds = {f"{c}_{end}" for c in numeric for end in ("lo", "hi")}
         for group, part in table.groupby("group", sort=False):
-            for metric in numeric:
+            for metric in (c for c in numeric if c not in bounds):
                 values = part[metric].dropna()
-                rows.append(
-                    {
-                        "model": group,
-                        "metric": metric,
-                        "n_seeds": len(values),
-                        "mean": values.mean(),
-                        "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
-                        "min": values.min(),
-                        "max": values.max(),
-                    }
-                )
+                row = {
+                    "model": group,
+                    "metric": metric,
+                    "n_seeds": len(values),
+                    "mean": values.mean(),
+                    "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                    "min": values.min(),
+                    "max": values.max(),
+                    "lo": float("nan"),
+                    "hi": float("nan"),
+                }
+                if {f"{metric}_lo", f"{metric}_hi"} <= set(part.columns):
+                    kept = part.loc[values.index]
+                    half = (kept[f"{metric}_hi"] - kept[f"{metric}_lo"]) / 2
+                    row["lo"], row["hi"] = seed_interval(values.to_numpy(), half.to_numpy())
+                rows.append(row)
     return pd.DataFrame(rows)
+
+
+def seed_interval(values: np.ndarray, half_widths: np.ndarray) -> tuple[float, float]:
+    """A 95% interval for the mean over seeds that keeps the eval set's sampling error.
+
+    Every seed is measured on the same eval set, so the spread over seeds holds the
+    training's and lens fit's randomness but not the eval sampling, which averaging seeds
+    does not shrink. The half-width adds the two in quadrature:
+    ``sqrt((t_{n-1} * std / sqrt(n))^2 + mean(half_widths)^2)``, with ``t_{n-1}`` the
+    97.5% Student quantile; one seed gives its value ± its own half-width.
+    """
+    from scipy.stats import t as student_t
+
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    sampling = float(np.nanmean(half_widths)) if np.isfinite(half_widths).any() else np.nan
+    seeds = student_t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n) if n > 1 else 0.0
+    half = math.hypot(seeds, sampling)
+    mean = float(np.mean(values))
+    return mean - half, mean + half
