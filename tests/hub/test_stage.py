@@ -119,6 +119,23 @@ def test_model_card_shows_intervals_when_the_table_has_them(tiny_results, tmp_pa
     assert "| 0 | 4.000 [3.900, 4.100] |" in text
 
 
+def test_a_model_without_residual_skips_is_loaded_with_iterlens_in_its_card(tiny_results, tmp_path):
+    """Plain transformers would add the skips back: the card of a no-skip LM says iterlens."""
+    import shutil
+
+    from iterlens.models.lm import RESIDUAL_KEY
+
+    root = tmp_path / "results"
+    shutil.copytree(tiny_results, root)
+    config = root / "models" / "lm" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), RESIDUAL_KEY: False}))
+    _, text = front_matter(stage_lm(root, tmp_path / REPO) / "README.md")
+    assert f'model = load_causal_lm("{NAMESPACE}/{REPO}")' in text
+    assert "AutoModelForCausalLM" not in text
+    _, plain = front_matter(stage_lm(tiny_results, tmp_path / "plain" / REPO) / "README.md")
+    assert "AutoModelForCausalLM.from_pretrained" in plain and "load_causal_lm" not in plain
+
+
 def test_staged_lens_loads_in_tuned_lens_with_the_same_logits(staged, tiny_results, hub_cache):
     from transformers import AutoModelForCausalLM
     from tuned_lens import TunedLens

@@ -112,8 +112,14 @@ def model_card(
     domain: str,
     metrics: pd.DataFrame,
     base_model: str | None = None,
+    residual: bool = True,
 ):
-    """The model card of one studied model: metadata, per-layer table, loading, citation."""
+    """The model card of one studied model: metadata, per-layer table, loading, citation.
+
+    ``residual=False`` (an LM trained without residual connections) loads the model with
+    iterlens's loader, which rebuilds its no-skip blocks; plain transformers would add the
+    skips back without a word.
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
     task = "text-generation" if domain == "lm" else "image-classification"
@@ -130,7 +136,10 @@ def model_card(
         eval_results=eval_results(metrics, dataset_id, task),
     )
     header, rows = layer_table(metrics)
-    if domain == "lm":
+    if domain == "lm" and not residual:
+        imports = "from iterlens.models.lm import load_causal_lm"
+        load_model = f'model = load_causal_lm("{base_model or repo_id}")  # no residual skips'
+    elif domain == "lm":
         imports = "from transformers import AutoModelForCausalLM"
         load_model = f'model = AutoModelForCausalLM.from_pretrained("{base_model or repo_id}")'
     else:

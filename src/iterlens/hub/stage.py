@@ -22,6 +22,7 @@ from iterlens import artifacts as A
 from iterlens.data.text import portable_tokenizer_config
 from iterlens.hub import cards
 from iterlens.io import atomic_path, read_json
+from iterlens.models.lm import RESIDUAL_KEY
 from iterlens.probing.readout import Readout
 
 LENS_KINDS = ("tuned", "shared", "probe")
@@ -100,8 +101,16 @@ def stage_model_repo(
         base = _copy_model(Path(model_dir), tmp)
         _copy_lenses(Path(lens_root), readout, tmp, rid, name)
         shutil.copy2(readout_path, tmp / A.READOUT)
+        config = tmp / "config.json"
+        skips = read_json(config).get(RESIDUAL_KEY, True) if config.exists() else True
         card = cards.model_card(
-            rid, repo_id(namespace, f"{prefix}-results"), name, domain, metrics, base_model=base
+            rid,
+            repo_id(namespace, f"{prefix}-results"),
+            name,
+            domain,
+            metrics,
+            base_model=base,
+            residual=skips,
         )
         card.save(tmp / "README.md")
         (tmp / A.RELEASE_META).write_text(
