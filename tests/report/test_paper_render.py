@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, write_fake_results
 
 from iterlens.io import write_json
+from iterlens.report.findings import plain
 from iterlens.report.paper import render
 from iterlens.report.paper_values import collect
 from iterlens.report.values import evaluate, fmt
@@ -102,6 +103,14 @@ def check_numbers(values: dict, text: str, root: Path, pdf: Path) -> None:
             assert f"{row['label']} {cells}" in rows, (table["model"], row["label"])
 
 
+def check_findings(values: dict, text: str) -> None:
+    """Each finding of ``values.json`` is in the PDF's text as written (line breaks aside)."""
+    assert values["findings"]
+    squeezed = "".join(text.split())
+    for finding in values["findings"]:
+        assert "".join(plain(finding["text"]).split()) in squeezed, finding["key"]
+
+
 @needs_poppler
 def test_fake_paper_numbers_and_sentences(tmp_path):
     values, text = build_fake(tmp_path, intervals=True)
@@ -109,11 +118,11 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
     v = values["values"]
     adj = "cnn_residual.transfer_ce_penalty_adjacent_bits"
     assert (
-        f"its twin with identity skips transfers better ({v[adj]['text']} "
+        f"its twin with identity skips does better, the intervals apart ({v[adj]['text']} "
         f"[{v[adj + '_lo']['text']}, {v[adj + '_hi']['text']}] bits)"
     ) in text
-    assert "and the two intervals do not overlap" in text
-    assert "the plain CNN classifies 0.656 and the residual one 0.337 correctly, with 1762" in text
+    assert "Eval accuracy of the CNN twins: plain 0.656, residual 0.337 (1762 and 1762" in text
+    check_findings(values, text)
     assert "This run has no vocabulary-space analysis" in text
     assert "This run has no rotated twins" in text
     assert "(100 tokens) with AdamW, 30 steps of 16 examples (40 for probes)" in text
@@ -127,6 +136,7 @@ def test_fake_paper_without_vision_or_intervals(tmp_path):
     assert "The vision control is disabled in this run." in text
     assert "carry no bootstrap intervals" in text
     assert "cnn_plain" not in text
+    check_findings(values, text)
 
 
 @needs_poppler
@@ -151,8 +161,9 @@ def test_fake_paper_sentence_follows_a_reversed_result(tmp_path):
         tmp_path / "p.html",
     )
     text = pdf_text(tmp_path / "p.pdf")
-    assert "its twin with identity skips does not transfer better" in text
-    assert "transfers better (" not in text
+    assert "its twin with identity skips does not do better" in text
+    assert "does better" not in text
+    check_findings(values, text)
 
 
 # ----------------------------------------------------------------------- the smoke run's paper
@@ -163,6 +174,7 @@ def test_smoke_paper_numbers_match_tables(smoke_run):
     values = json.loads((paper / "values.json").read_text())
     text = pdf_text(paper / "paper.pdf")
     check_numbers(values, text, smoke_run, paper / "paper.pdf")
+    check_findings(values, text)  # the rotated twins' and dose response's among them
     import pandas as pd
 
     headline = pd.read_csv(smoke_run / "results/tables/headline.csv").set_index("model")

@@ -184,8 +184,8 @@ def _lens_tables(folder, tuned, logit, shared, adjacent_frac, info_gain=2.0, hal
 
 
 def test_rotated_control_values_and_claims_by_hand(tmp_path):
+    from iterlens.report.control_values import rotated
     from iterlens.report.controls import rotated_control_table
-    from iterlens.report.paper_values import _rotated
     from iterlens.report.values import Values
 
     tables = tmp_path / "results" / "tables"
@@ -194,7 +194,7 @@ def test_rotated_control_values_and_claims_by_hand(tmp_path):
     control = rotated_control_table([original[0], twin[0]], [original[1], twin[1]])
     control.to_csv(tables / "rotated_control.csv", index=False)
     vals = Values(tmp_path)
-    assert _rotated(vals) == ["lm"]
+    assert rotated(vals) == ["lm"]
     v = {name: entry["value"] for name, entry in vals.values.items()}
     assert v["lm.rotated.tuned_kl_mean"] == pytest.approx(0.75)  # layers 0..1
     assert v["lm.original.logit_kl_frac_min"] == pytest.approx(0.5)  # 1.0 / 2 at layer 1
@@ -224,7 +224,7 @@ def test_rotated_control_values_and_claims_by_hand(tmp_path):
     frame.loc[twin_row, "logit_kl_frac"] = 0.3
     frame.to_csv(tables / "rotated_control.csv", index=False)
     vals = Values(tmp_path)
-    _rotated(vals)
+    rotated(vals)
     assert vals.values["lm.rotated.tuned_in_interval_layers"]["text"] == "1"
     assert vals.claims["lm_rotated_tuned_matches"]["holds"] is False
     assert vals.claims["lm_rotated_logit_fails"]["holds"] is False
@@ -261,19 +261,19 @@ def _dose_table(tmp_path, shared, adjacent, half=0.05):
 
 
 def test_dose_response_claim_reads_the_intervals(tmp_path):
-    from iterlens.report.paper_values import _dose
+    from iterlens.report.control_values import dose
     from iterlens.report.values import Values
 
     _dose_table(tmp_path, [0.1, 0.3, 0.25, 2.0], [0.2, 0.5, 0.9, 3.0])  # a dip inside its interval
     vals = Values(tmp_path)
-    assert _dose(vals) == {"lm": [0.0, 0.25, 0.5, 1.0]}
+    assert dose(vals) == {"lm": [0.0, 0.25, 0.5, 1.0]}
     assert vals.values["lm.dose.shared_ce_penalty_mean_bits.t050"]["value"] == pytest.approx(0.25)
     assert vals.claims["lm_dose_monotone"]["holds"] is True
     _dose_table(tmp_path, [0.1, 0.3, 0.1, 2.0], [0.2, 0.5, 0.9, 3.0])  # a fall beyond it
     vals = Values(tmp_path)
-    _dose(vals)
+    dose(vals)
     assert vals.claims["lm_dose_monotone"]["holds"] is False
     _dose_table(tmp_path, [0.1, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2])  # flat: no rise at t = 1
     vals = Values(tmp_path)
-    _dose(vals)
+    dose(vals)
     assert vals.claims["lm_dose_monotone"]["holds"] is False

@@ -3,6 +3,7 @@ from conftest import ROOT, write_fake_results
 
 from iterlens.cli import main
 from iterlens.io import write_json
+from iterlens.report.findings import findings
 from iterlens.report.paper_values import collect
 from iterlens.report.readme import END, START, results_block, splice
 
@@ -33,6 +34,7 @@ def test_block_is_deterministic_and_made_of_named_values(tmp_path):
 def test_block_follows_the_claims(tmp_path):
     values = fake_values(tmp_path, vision=False)
     values["claims"]["tuned_beats_logit"]["holds"] = False
+    values["findings"] = findings(values)
     block = results_block(values)
     assert "The tuned lens does not beat the logit lens" in block
     assert "CNN" not in block

@@ -1,8 +1,9 @@
 """The README's results section, written from the same ``values.json`` as the paper.
 
 :func:`results_block` turns the named values into Markdown; :func:`splice` puts it between the
-``<!-- results:start -->`` and ``<!-- results:end -->`` markers of the README. Sentences that
-state a direction are picked by the claims in ``values.json``, as in the paper.
+``<!-- results:start -->`` and ``<!-- results:end -->`` markers of the README. The findings
+are those ``values.json`` holds (written by :mod:`iterlens.report.findings`, each sentence picked
+by a computed claim), the same sentences the paper prints; this module only renders them.
 """
 
 from __future__ import annotations
@@ -10,23 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from iterlens.report.findings import Finding, markdown, printed
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def _n(values: dict[str, Any], name: str) -> str:
-    entry = values["values"].get(name)
-    return "n/a" if entry is None else entry["text"]
-
-
-def _ci(values: dict[str, Any], name: str) -> str:
-    text, vals = _n(values, name), values["values"]
-    if f"{name}_lo" in vals and f"{name}_hi" in vals:
-        text += f" [{vals[name + '_lo']['text']}, {vals[name + '_hi']['text']}]"
-    return text
-
-
-def _claim(values: dict[str, Any], name: str) -> bool | None:
-    return values["claims"].get(name, {}).get("holds")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -48,7 +35,7 @@ def results_block(values: dict[str, Any]) -> str:
             [
                 [m]
                 + [
-                    _n(v, f"lm_summary.{m}.{c}") if f"lm_summary.{m}.{c}" in v["values"] else ""
+                    printed(v, f"lm_summary.{m}.{c}", "")
                     for c in ("ce_bits", "ce_nats", "bits_per_byte")
                 ]
                 for m in v["loss_models"]
@@ -58,7 +45,7 @@ def results_block(values: dict[str, Any]) -> str:
         out += ["", f"**{t['model']}** (L = {t['n_layers']}; `{t['source']}`)", ""]
         out += _table(
             ["layer"] + [str(i) for i in range(t["n_layers"] + 1)],
-            [[r["label"]] + [_n(v, name) for name in r["names"]] for r in t["rows"]],
+            [[r["label"]] + [printed(v, name, "n/a") for name in r["names"]] for r in t["rows"]],
         )
     columns = [
         c for c in v["headline_columns"] if any(f"{m}.{c}" in v["values"] for m in v["models"])
@@ -74,187 +61,20 @@ def results_block(values: dict[str, Any]) -> str:
     ]
     out += _table(
         ["model"] + [c.replace("_", " ") for c in columns],
-        [
-            [m]
-            + [_n(v, f"{m}.{c}") if f"{m}.{c}" in v["values"] else _missing(v, m) for c in columns]
-            for m in v["models"]
-        ],
+        [[m] + [printed(v, f"{m}.{c}") for c in columns] for m in v["models"]],
     )
-    out += ["", " ".join(_findings(v))]
+    out += ["", " ".join(["What the run says."] + [markdown(f["text"]) for f in _stored(v)])]
     return "\n".join(out) + "\n"
 
 
-def _missing(v: dict[str, Any], model: str) -> str:
-    """What a headline cell without a value says: not informative, or undefined (an en dash)."""
-    informative = v["values"].get(f"{model}.informative", {}).get("value", False)
-    return "–" if informative else "n.i."
-
-
-def _findings(v: dict[str, Any]) -> list[str]:
-    roles = v.get("roles", {})
-    says = ["What the run says."]
-    if "lm" in roles:
-        says += _lm_findings(v, roles["lm"])
-    if v["has"]["vision"] and "plain" in roles and "residual" in roles:
-        says += _vision_findings(v, roles["plain"], roles["residual"])
-    says += _rotated_findings(v)
-    says += _dose_findings(v)
-    return says
-
-
-def _dose_findings(v: dict[str, Any]) -> list[str]:
-    """One sentence per family with a dose-response grid (partial rotations)."""
-    says = []
-    for fam in v.get("dose_families", []):
-        grid = v.get("dose_t", {}).get(fam, [])
-        shared, adjacent = (
-            ", ".join(_n(v, f"{fam}.dose.{metric}.{g['key']}") for g in grid)
-            for metric in ("shared_ce_penalty_mean_bits", "transfer_ce_penalty_adjacent_bits")
+def _stored(values: dict[str, Any]) -> list[Finding]:
+    """The findings ``values.json`` holds, the very sentences the paper prints."""
+    if "findings" not in values:
+        raise ValueError(
+            "values.json has no findings (written before they were shared with the paper); "
+            "rerun iterlens paper-values"
         )
-        holds = _claim(v, f"{fam}_dose_monotone")
-        verdict = (
-            "both rise with t and never fall within their intervals"
-            if holds
-            else "they do not rise steadily with t"
-            if holds is False
-            else "the intervals are missing, so no trend is read"
-        )
-        says.append(
-            f"Dose response of {fam} (layers rotated by expm(t log Q), t = "
-            + ", ".join(f"{g['t']:g}" for g in grid)
-            + f"): shared-lens penalty {shared} bits, adjacent "
-            f"transfer {adjacent} bits; {verdict}."
-        )
-    return says
-
-
-def _lm_findings(v: dict[str, Any], lm: str) -> list[str]:
-    """The sentences on the table's first language model (means over layers 1..L-1)."""
-    says = []
-    better = "beats" if _claim(v, "tuned_beats_logit") else "does not beat"
-    says.append(
-        f"The tuned lens {better} the logit lens at every layer of the trained LM "
-        f"(mean KL over layers 1..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
-        f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits; at the embeddings, layer 0, "
-        f"{_n(v, f'{lm}.tuned_kl_layer0_bits')} vs {_n(v, f'{lm}.logit_kl_layer0_bits')})."
-    )
-    trend = "grows" if _claim(v, "lm_far_worse") else "does not grow"
-    says.append(
-        f"The LM's transfer penalty {trend} with distance: a layer's tuned lens moved one "
-        f"layer deeper loses {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_up_bits')} bits, one "
-        f"layer shallower {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_down_bits')}, to far "
-        f"layers {_ci(v, f'{lm}.transfer_ce_penalty_far_bits')} (translator layers 1..L-1). "
-        f"Adjacent, that is {_n(v, f'{lm}.transfer_ce_penalty_adjacent_frac')} of the "
-        "information gain over the unigram but "
-        f"{_n(v, f'{lm}.transfer_ce_penalty_adjacent_blocks')} of what the blocks add to the "
-        "embeddings; the moved lens keeps "
-        f"{_ci(v, f'{lm}.transfer_kept_adjacent')} of its own lens's gain."
-    )
-    beaten = (
-        f"the parameter-free logit lens is closer to the final distribution at "
-        f"{_n(v, f'{lm}.logit_beats_shared_layers')} of them"
-        if _claim(v, "logit_beats_shared")
-        else "the logit lens is closer to the final distribution at none of them"
-    )
-    says.append(
-        f"One shared translator, fitted on layers 1..L-1, serves them within "
-        f"{_n(v, f'{lm}.shared_penalty_inner_min')}–{_n(v, f'{lm}.shared_penalty_inner_max')} "
-        f"bits of their own tuned lenses, and {beaten} (paired 95% intervals)."
-    )
-    if f"{lm}_random.probe_best_top1_acc" in v["values"]:
-        says.append(
-            "The untrained LM's final distribution carries almost no information beyond the "
-            "unigram prior, so every number derived from it (KL to final, the tuned and shared "
-            "lenses fitted to it, transfer) is reported as not informative (n.i.), never as a "
-            "number; its free probes, which need no final distribution, reach top-1 "
-            f"{_n(v, f'{lm}_random.probe_best_top1_acc')}."
-        )
-    return says
-
-
-def _vision_findings(v: dict[str, Any], plain: str, resid: str) -> list[str]:
-    """The sentences on the plain CNN and its twin with identity skips."""
-    says = []
-    residual = _claim(v, "residual_transfers_better")
-    verdict = "does better" if residual else "does not do better"
-    if residual and _claim(v, "residual_transfers_better_clear") is not None:
-        verdict += (
-            ", the intervals apart"
-            if _claim(v, "residual_transfers_better_clear")
-            else ", but the intervals overlap"
-        )
-    says.append(
-        f"The plain CNN's lenses lose {_ci(v, f'{plain}.transfer_ce_penalty_adjacent_bits')} "
-        f"bits between adjacent blocks; its twin with identity skips {verdict} "
-        f"({_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits)."
-    )
-    for net, role in ((plain, "plain"), (resid, "residual")):
-        if _claim(v, f"{role}_transfer_beyond_gain"):
-            says.append(
-                f"For {net} that is {_n(v, f'{net}.transfer_ce_penalty_adjacent_frac')} of the "
-                "information gain: the moved lens does worse than guessing the class prior, so "
-                "the penalty measures how confidently wrong it is (it keeps "
-                f"{_n(v, f'{net}.transfer_kept_adjacent')} of its own lens's gain)."
-            )
-    if "lm" in v.get("roles", {}) and _claim(v, "lm_transfers_better_than_plain") is not None:
-        lm = v["roles"]["lm"]
-        less = "less" if _claim(v, "lm_transfers_better_than_plain") else "no less"
-        says.append(
-            f"On the normalised scale only, the LM loses {less} of its information gain "
-            f"between adjacent layers ({_n(v, f'{lm}.transfer_ce_penalty_adjacent_frac')}) than "
-            f"the plain CNN ({_n(v, f'{plain}.transfer_ce_penalty_adjacent_frac')})."
-        )
-    rise = _claim(v, "plain_probe_rises") and _claim(v, "residual_probe_rises")
-    says.append(
-        (
-            "Free probes rise with depth in both CNNs alike"
-            if rise
-            else "Free probes do not rise with depth in both CNNs"
-        )
-        + f" ({_n(v, f'{plain}.probe_top1_acc_first')} to "
-        f"{_n(v, f'{plain}.probe_top1_acc_last')}; "
-        f"{_n(v, f'{resid}.probe_top1_acc_first')} to "
-        f"{_n(v, f'{resid}.probe_top1_acc_last')})."
-    )
-    if f"vision_summary.{plain}.eval_acc" in v["values"]:
-        says.append(
-            "Eval accuracy of the CNN twins: plain "
-            f"{_n(v, f'vision_summary.{plain}.eval_acc')}, residual "
-            f"{_n(v, f'vision_summary.{resid}.eval_acc')} "
-            f"({_n(v, f'vision_summary.{plain}.n_params')} and "
-            f"{_n(v, f'vision_summary.{resid}.n_params')} parameters)."
-        )
-    return says
-
-
-def _rotated_findings(v: dict[str, Any]) -> list[str]:
-    """One sentence per family with a rotated twin (none without the control)."""
-    says = []
-    for fam in v.get("rotated_families", []):
-        r, o = f"{fam}.rotated.", f"{fam}.original."
-        tuned = (
-            "reads it as well as the model (inside the model's interval at every layer 0..L-1)"
-            if _claim(v, f"{fam}_rotated_tuned_matches")
-            else f"reads it inside the model's interval at only "
-            f"{_n(v, r + 'tuned_in_interval_layers')} of {_n(v, r + 'layers_checked')} layers"
-        )
-        logit = "fails" if _claim(v, f"{fam}_rotated_logit_fails") else "does not fail"
-        says.append(
-            f"Rotated twin of {fam}: the tuned lens {tuned}, mean KL "
-            f"{_n(v, r + 'tuned_kl_mean')} vs {_n(v, o + 'tuned_kl_mean')} bits; the logit lens "
-            f"{logit} (KL at least {_n(v, r + 'logit_kl_frac_min')} times the information "
-            "gain); adjacent-layer transfer costs "
-            f"{_n(v, r + 'transfer_ce_penalty_adjacent_frac')} of the information gain vs "
-            f"{_n(v, o + 'transfer_ce_penalty_adjacent_frac')} on the model, the shared lens "
-            f"{_n(v, r + 'shared_kl_penalty_frac')} vs {_n(v, o + 'shared_kl_penalty_frac')}"
-            + (
-                "."
-                if _claim(v, f"{fam}_rotated_transfer_worse") is not False
-                else ": rotation does not raise the transfer penalty, so this network's lenses "
-                "shared no more than a random basis gives."
-            )
-        )
-    return says
+    return values["findings"]
 
 
 def splice(readme: str, block: str) -> str:
