@@ -98,6 +98,11 @@ def test_flipping_a_claim_flips_the_sentence(tmp_path, claim, key, holds, flippe
     assert holds in before and holds not in after
     assert flipped in after and flipped not in before
     assert markdown(after) in results_block(values)
+    values["claims"][claim]["holds"] = None  # undecided: neither direction is stated
+    undecided = next(f["text"] for f in findings(values) if f["key"] == key)
+    if claim != "plain_probe_rises":  # (that one reads "do not rise in both": true as said)
+        assert holds not in undecided and flipped not in undecided
+        assert "not decided" in undecided or "not compared" in undecided
 
 
 def test_controls_findings_follow_their_claims():

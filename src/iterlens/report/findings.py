@@ -70,6 +70,15 @@ def _claim(v: dict[str, Any], name: str) -> bool | None:
     return v["claims"].get(name, {}).get("holds")
 
 
+def _pick(v: dict[str, Any], name: str, holds: str, fails: str, undecided: str) -> str:
+    """``holds`` or ``fails`` by the claim ``name``, ``undecided`` when the run cannot decide.
+
+    So a sentence never states a direction its numbers do not give (a value is missing).
+    """
+    decided = _claim(v, name)
+    return undecided if decided is None else holds if decided else fails
+
+
 def markdown(finding_text: str) -> str:
     """A finding's text as Markdown: code spans kept, Markdown characters escaped elsewhere."""
     parts = finding_text.split("`")
@@ -103,22 +112,35 @@ def findings(v: dict[str, Any]) -> list[Finding]:
 
 def _lm(v: dict[str, Any], lm: str) -> list[Finding]:
     """The findings on the table's first language model (means over layers 1..L-1)."""
-    better = "beats" if _claim(v, "tuned_beats_logit") else "does not beat"
+    better = _pick(
+        v,
+        "tuned_beats_logit",
+        "The tuned lens beats the logit lens at every layer",
+        "The tuned lens does not beat the logit lens at every layer",
+        "Which of the tuned and the logit lens is closer is not decided at every layer "
+        "(a value is missing)",
+    )
     out = [
         _finding(
             "lm.tuned_vs_logit",
-            f"The tuned lens {better} the logit lens at every layer of the trained LM "
+            f"{better} of the trained LM "
             f"(mean KL over layers 1..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
             f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits; at the embeddings, layer 0, "
             f"{printed(v, f'{lm}.tuned_kl_layer0_bits')} vs "
             f"{printed(v, f'{lm}.logit_kl_layer0_bits')}).",
         )
     ]
-    trend = "grows" if _claim(v, "lm_far_worse") else "does not grow"
+    trend = _pick(
+        v,
+        "lm_far_worse",
+        "grows with distance",
+        "does not grow with distance",
+        "is not decided between near and far layers (a value is missing)",
+    )
     out.append(
         _finding(
             "lm.transfer",
-            f"The LM's transfer penalty {trend} with distance: a layer's tuned lens "
+            f"The LM's transfer penalty {trend}: a layer's tuned lens "
             "moved one layer deeper loses "
             f"{_ci(v, f'{lm}.transfer_ce_penalty_adjacent_up_bits')} bits, one layer "
             f"shallower {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_down_bits')}, to far "
@@ -137,6 +159,8 @@ def _lm(v: dict[str, Any], lm: str) -> list[Finding]:
         if _claim(v, "logit_beats_shared")
         else ", and the logit lens is closer to the final distribution at none of them "
         "(paired 95% intervals)"
+        if _claim(v, "logit_beats_shared") is False
+        else " (its comparison with the logit lens is not decided: a value is missing)"
     )
     out.append(
         _finding(
@@ -166,7 +190,9 @@ def _lm(v: dict[str, Any], lm: str) -> list[Finding]:
 def _vision(v: dict[str, Any], plain_net: str, resid: str) -> list[Finding]:
     """The findings on the plain CNN and its twin with identity skips."""
     residual, clear = _claim(v, "residual_transfers_better"), None
-    verdict = "does better" if residual else "does not do better"
+    verdict = _pick(
+        v, "residual_transfers_better", "does better", "does not do better", "is not compared"
+    )
     if residual:
         clear = _claim(v, "residual_transfers_better_clear")
         if clear is not None:
