@@ -49,3 +49,57 @@ def test_seed_interval_adds_the_spread_over_seeds_and_the_eval_sampling(tmp_path
     assert math.isclose(plain["hi"], 7 / 3 + half, rel_tol=1e-6)
     lm = table.set_index("model").loc["lm"]  # one seed: its own interval
     assert math.isclose(lm["lo"], 0.5 - 0.15) and math.isclose(lm["hi"], 0.5 + 0.15)
+
+
+def test_seed_rows_print_the_mean_and_half_width_and_the_claim_reads_them(tmp_path):
+    """Two CNNs with three seeds each: their headline rows over seeds, and the claim that the
+    recipe with skips transfers better, decided on the intervals over seeds."""
+    from iterlens import artifacts as A
+    from iterlens.report.control_values import seeds
+    from iterlens.report.values import Values
+
+    rows = [
+        {
+            "model": m,
+            "metric": "transfer_ce_penalty_adjacent_bits",
+            "n_seeds": 3,
+            "mean": mean,
+            "std": 0.1,
+            "min": 0.0,
+            "max": 9.0,
+            "lo": mean - 0.25,
+            "hi": mean + 0.25,
+        }
+        for m, mean in (("cnn_plain", 7.0), ("cnn_residual", 4.0))
+    ] + [
+        {
+            "model": "lm",
+            "metric": "transfer_ce_penalty_adjacent_bits",
+            "n_seeds": 1,
+            "mean": 0.2,
+            "std": float("nan"),
+            "min": 0.2,
+            "max": 0.2,
+            "lo": 0.1,
+            "hi": 0.3,
+        }
+    ]
+    write_table(pd.DataFrame(rows), tmp_path / A.SEEDS)
+    vals = Values(tmp_path)
+    out = seeds(vals, ["transfer_ce_penalty_adjacent_bits", "shared_ce_penalty_mean_bits"])
+    assert [r["model"] for r in out] == ["cnn_plain", "cnn_residual"]  # one seed: no row
+    assert out[0] == {
+        "model": "cnn_plain",
+        "n": 3,
+        "cells": {"transfer_ce_penalty_adjacent_bits": "7.00 ± 0.25"},
+    }
+    assert vals.values["cnn_residual.seeds.transfer_ce_penalty_adjacent_bits_hi"]["value"] == 4.25
+    assert vals.values["cnn_plain.seeds.n"]["text"] == "3"
+    vals.claim(
+        "apart",
+        "cnn_residual.seeds.transfer_ce_penalty_adjacent_bits_hi",
+        "<",
+        "cnn_plain.seeds.transfer_ce_penalty_adjacent_bits_lo",
+        "apart",
+    )
+    assert vals.claims["apart"]["holds"] is True

@@ -175,3 +175,41 @@ def dose(vals: Values) -> dict[str, list[float]]:
 def dose_key(t: float) -> str:
     """The suffix of a dose-response value's name at ``t`` (``t050`` for t = 0.5)."""
     return f"t{round(100 * t):03d}"
+
+
+def seeds(vals: Values, columns: list[str]) -> list[dict]:
+    """Values of the seed replicates: each headline column's mean over seeds and its interval.
+
+    For every model trained from more than one seed, ``{model}.seeds.{column}`` (with
+    ``_lo``/``_hi``: the interval over seeds of :func:`iterlens.report.tables.seed_interval`,
+    a statement about the recipe rather than one checkpoint) and ``{model}.seeds.n``.
+
+    Returns:
+        One row per such model: ``model``, ``n`` (seeds) and ``cells`` (column -> the mean
+        printed with the interval's half-width, ``"x ± h"``), the headline tables' extra rows.
+    """
+    from iterlens.report.values import digits_for, fmt
+
+    path = vals.root / A.SEEDS
+    if not path.exists():
+        return []
+    table = read_table(path)
+    rows = []
+    for model, part in table.groupby("model", sort=False):
+        n = int(part["n_seeds"].max())
+        if n < 2:
+            continue
+        where = {"table": A.SEEDS, "agg": "first"}
+        spec = {**where, "where": {"model": model}, "column": "n_seeds", "agg": "max"}
+        vals.add(f"{model}.seeds.n", spec, f"seeds of {model}", digits=0)
+        cells = {}
+        for column in (c for c in columns if c in set(part["metric"])):
+            name, digits = f"{model}.seeds.{column}", digits_for(column)
+            for suffix, stat in (("", "mean"), ("_lo", "lo"), ("_hi", "hi")):
+                spec = {**where, "where": {"model": model, "metric": column}, "column": stat}
+                vals.add(name + suffix, spec, f"{stat} over seeds of {model}, {column}", digits)
+            if name in vals.values and f"{name}_hi" in vals.values:
+                half = (vals.values[f"{name}_hi"]["value"] - vals.values[f"{name}_lo"]["value"]) / 2
+                cells[column] = f"{vals.values[name]['text']} ± {fmt(half, digits)}"
+        rows.append({"model": model, "n": n, "cells": cells})
+    return rows

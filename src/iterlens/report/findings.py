@@ -203,7 +203,8 @@ def _vision(v: dict[str, Any], plain_net: str, resid: str) -> list[Finding]:
             "The plain CNN's lenses lose "
             f"{_ci(v, f'{plain_net}.transfer_ce_penalty_adjacent_bits')} bits between "
             f"adjacent blocks; its twin with identity skips {verdict} "
-            f"({_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits).",
+            f"({_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits)."
+            + _over_seeds(v, plain_net, resid),
         )
     ]
     for net, role in ((plain_net, "plain"), (resid, "residual")):
@@ -266,6 +267,26 @@ def _vision(v: dict[str, Any], plain_net: str, resid: str) -> list[Finding]:
             )
         )
     return out
+
+
+def _over_seeds(v: dict[str, Any], plain_net: str, resid: str) -> str:
+    """The CNN transfer sentence's tail over seeds (the recipe), where both have several."""
+    metric = "seeds.transfer_ce_penalty_adjacent_bits"
+    if not all(f"{net}.{metric}" in v["values"] for net in (plain_net, resid)):
+        return ""
+    apart = _pick(
+        v,
+        "residual_transfers_better_over_seeds",
+        "the skips' interval lies below",
+        "the intervals overlap or the skips' lies above",
+        "the intervals are incomplete",
+    )
+    return (
+        f" Over {printed(v, f'{plain_net}.seeds.n')} and {printed(v, f'{resid}.seeds.n')} "
+        "seeds, a statement about the recipe rather than one checkpoint (the 95% interval "
+        f"holds the spread over seeds and the eval sampling): {_ci(v, f'{plain_net}.{metric}')} "
+        f"and {_ci(v, f'{resid}.{metric}')} bits; {apart}."
+    )
 
 
 def _rotated(v: dict[str, Any], fam: str) -> Finding:

@@ -204,6 +204,13 @@ def _claims(vals: Values, roles: dict[str, str]) -> None:
         "... and the two 95% intervals do not overlap",
     )
     c(
+        "residual_transfers_better_over_seeds",
+        f"{residual}.seeds.transfer_ce_penalty_adjacent_bits_hi",
+        "<",
+        f"{plain}.seeds.transfer_ce_penalty_adjacent_bits_lo",
+        "... and so does the recipe: the intervals over seeds do not overlap",
+    )
+    c(
         "lm_transfers_better_than_plain",
         f"{lm}.transfer_ce_penalty_adjacent_frac",
         "<",
@@ -270,8 +277,9 @@ def collect(
     ]
     loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
     _simple_table(vals, A.VISION_SUMMARY, "model")
-    _claims(vals, roles)
     frac_columns = [c for c in SCALED_COLUMNS if any(f"{m}.{c}" in vals.values for m in models)]
+    seed_rows = control_values.seeds(vals, HEADLINE_COLUMNS + frac_columns)
+    _claims(vals, roles)
     rotated = control_values.rotated(vals)
     dose = control_values.dose(vals)
     out = {
@@ -290,6 +298,7 @@ def collect(
         "roles": roles,
         "studied": study.describe(),
         "headline_columns": list(HEADLINE_COLUMNS) + frac_columns,
+        "seed_rows": seed_rows,
         "loss_models": loss_rows,
         "rotated_families": rotated,
         "dose_families": list(dose),

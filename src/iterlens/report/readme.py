@@ -56,13 +56,16 @@ def results_block(values: dict[str, Any]) -> str:
         "the table; CE penalties in bits; *adjacent*: \\|i-j\\| = 1, *up*: lens moved deeper, "
         "*far*: \\|i-j\\| >= L/2; *kept*, *agree*: bounded in [0, 1]; *frac*: over the "
         "information gain, *blocks*: over what the blocks add; n.i.: not informative; "
-        "–: undefined, too few layers):",
+        "–: undefined, too few layers; *k seeds*: mean over seeds ± the half-width of its 95% "
+        "interval, `results/tables/seeds.csv`):",
         "",
     ]
-    out += _table(
-        ["model"] + [c.replace("_", " ") for c in columns],
-        [[m] + [printed(v, f"{m}.{c}") for c in columns] for m in v["models"]],
-    )
+    rows = [[m] + [printed(v, f"{m}.{c}") for c in columns] for m in v["models"]]
+    rows += [  # the spread over seeds: mean ± half-width of the interval over seeds
+        [f"{r['model']}, {r['n']} seeds"] + [r["cells"].get(c, "") for c in columns]
+        for r in v.get("seed_rows", [])
+    ]
+    out += _table(["model"] + [c.replace("_", " ") for c in columns], rows)
     out += ["", " ".join(["What the run says."] + [markdown(f["text"]) for f in _stored(v)])]
     return "\n".join(out) + "\n"
 
