@@ -18,6 +18,7 @@ def test_fmt_and_digits():
     assert fmt(3.0, 0) == "3"
     assert digits_for("probe_best_top1_acc") == 3
     assert digits_for("probe_plateau_layer") == 0
+    assert digits_for("logit_beats_shared_layers") == 0 and digits_for("n_layers") == 0
     assert digits_for("transfer_ce_penalty_far_bits_lo") == 2
     assert digits_for("top1_acc_hi") == 3
 

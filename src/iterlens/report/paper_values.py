@@ -278,7 +278,9 @@ def collect(
     loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
     _simple_table(vals, A.VISION_SUMMARY, "model")
     frac_columns = [c for c in SCALED_COLUMNS if any(f"{m}.{c}" in vals.values for m in models)]
-    seed_rows = control_values.seeds(vals, HEADLINE_COLUMNS + frac_columns)
+    seed_rows = control_values.seeds(  # (the plain adjacent penalty: the CNN claim reads it)
+        vals, HEADLINE_COLUMNS + frac_columns + ["transfer_ce_penalty_adjacent_bits"]
+    )
     _claims(vals, roles)
     rotated = control_values.rotated(vals)
     dose = control_values.dose(vals)

@@ -24,7 +24,7 @@ OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 def digits_for(column: str) -> int:
     """Decimals a column is printed with: 3 for accuracies and shares, 0 for counts, else 2."""
-    if re.search(r"(layer|depth|n_layers|count|params|parameters|steps|tokens)(_lo|_hi)?$", column):
+    if re.search(r"(layer|layers|depth|count|params|parameters|steps|tokens)(_lo|_hi)?$", column):
         return 0
     if re.search(r"(acc|agree|share|accuracy)(_lo|_hi)?$", column):
         return 3
