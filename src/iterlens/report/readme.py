@@ -45,7 +45,7 @@ def results_block(values: dict[str, Any]) -> str:
         out += ["", f"**{t['model']}** (L = {t['n_layers']}; `{t['source']}`)", ""]
         out += _table(
             ["layer"] + [str(i) for i in range(t["n_layers"] + 1)],
-            [[r["label"]] + [printed(v, name, "n/a") for name in r["names"]] for r in t["rows"]],
+            [[r["label"]] + [printed(v, name) for name in r["names"]] for r in t["rows"]],
         )
     columns = [
         c for c in v["headline_columns"] if any(f"{m}.{c}" in v["values"] for m in v["models"])
