@@ -47,6 +47,7 @@ def test_seed_interval_adds_the_spread_over_seeds_and_the_eval_sampling(tmp_path
     half = math.hypot(4.302653 * math.sqrt(7 / 3) / math.sqrt(3), 0.3)
     assert math.isclose(plain["lo"], 7 / 3 - half, rel_tol=1e-6)
     assert math.isclose(plain["hi"], 7 / 3 + half, rel_tol=1e-6)
+    assert math.isclose(plain["half"], half, rel_tol=1e-6)
     lm = table.set_index("model").loc["lm"]  # one seed: its own interval
     assert math.isclose(lm["lo"], 0.5 - 0.15) and math.isclose(lm["hi"], 0.5 + 0.15)
 
@@ -69,6 +70,7 @@ def test_seed_rows_print_the_mean_and_half_width_and_the_claim_reads_them(tmp_pa
             "max": 9.0,
             "lo": mean - 0.25,
             "hi": mean + 0.25,
+            "half": 0.25,
         }
         for m, mean in (("cnn_plain", 7.0), ("cnn_residual", 4.0))
     ] + [
@@ -82,6 +84,7 @@ def test_seed_rows_print_the_mean_and_half_width_and_the_claim_reads_them(tmp_pa
             "max": 0.2,
             "lo": 0.1,
             "hi": 0.3,
+            "half": 0.1,
         }
     ]
     write_table(pd.DataFrame(rows), tmp_path / A.SEEDS)

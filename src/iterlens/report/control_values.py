@@ -182,13 +182,14 @@ def seeds(vals: Values, columns: list[str]) -> list[dict]:
 
     For every model trained from more than one seed, ``{model}.seeds.{column}`` (with
     ``_lo``/``_hi``: the interval over seeds of :func:`iterlens.report.tables.seed_interval`,
-    a statement about the recipe rather than one checkpoint) and ``{model}.seeds.n``.
+    a statement about the recipe rather than one checkpoint; ``_half``: its half-width) and
+    ``{model}.seeds.n``.
 
     Returns:
         One row per such model: ``model``, ``n`` (seeds) and ``cells`` (column -> the mean
         printed with the interval's half-width, ``"x ± h"``), the headline tables' extra rows.
     """
-    from iterlens.report.values import digits_for, fmt
+    from iterlens.report.values import digits_for
 
     path = vals.root / A.SEEDS
     if not path.exists():
@@ -205,11 +206,12 @@ def seeds(vals: Values, columns: list[str]) -> list[dict]:
         cells = {}
         for column in (c for c in columns if c in set(part["metric"])):
             name, digits = f"{model}.seeds.{column}", digits_for(column)
-            for suffix, stat in (("", "mean"), ("_lo", "lo"), ("_hi", "hi")):
+            for suffix, stat in (("", "mean"), ("_lo", "lo"), ("_hi", "hi"), ("_half", "half")):
                 spec = {**where, "where": {"model": model, "metric": column}, "column": stat}
                 vals.add(name + suffix, spec, f"{stat} over seeds of {model}, {column}", digits)
-            if name in vals.values and f"{name}_hi" in vals.values:
-                half = (vals.values[f"{name}_hi"]["value"] - vals.values[f"{name}_lo"]["value"]) / 2
-                cells[column] = f"{vals.values[name]['text']} ± {fmt(half, digits)}"
+            if name in vals.values and f"{name}_half" in vals.values:
+                cells[column] = (
+                    f"{vals.values[name]['text']} ± {vals.values[name + '_half']['text']}"
+                )
         rows.append({"model": model, "n": n, "cells": cells})
     return rows

@@ -299,7 +299,8 @@ def seeds_table(tables: list[str]) -> pd.DataFrame:
     ``n_seeds``, ``mean``, ``std`` (sample standard deviation, missing for one seed),
     ``min``, ``max``, and ``lo``/``hi``: the 95% interval of the mean over seeds for a
     claim about the training recipe rather than one checkpoint (see :func:`seed_interval`;
-    only where the table has the metric's ``_lo``/``_hi``, which are not rows of their own).
+    only where the table has the metric's ``_lo``/``_hi``, which are not rows of their own),
+    and ``half``, its half-width.
     """
     from iterlens.artifacts import model_name, parse_model_name
 
@@ -324,11 +325,13 @@ def seeds_table(tables: list[str]) -> pd.DataFrame:
                     "max": values.max(),
                     "lo": float("nan"),
                     "hi": float("nan"),
+                    "half": float("nan"),
                 }
                 if {f"{metric}_lo", f"{metric}_hi"} <= set(part.columns):
                     kept = part.loc[values.index]
                     half = (kept[f"{metric}_hi"] - kept[f"{metric}_lo"]) / 2
                     row["lo"], row["hi"] = seed_interval(values.to_numpy(), half.to_numpy())
+                    row["half"] = (row["hi"] - row["lo"]) / 2
                 rows.append(row)
     return pd.DataFrame(rows)
 
