@@ -41,3 +41,14 @@ def test_only_the_fitted_layers_are_drawn_and_the_logit_lens_wins_are_marked(tmp
     (marks,) = ax.collections[-1:]
     assert marks.get_offsets().tolist() == [[2.0, 0.2]]  # layer 2, at its KL penalty
     assert "layer 0 0.00 bits" in ax.get_title() and "layer 4 0.40 bits" in ax.get_title()
+
+
+def test_one_fitted_layer_is_drawn_as_bars_with_their_intervals(tmp_path):
+    """L = 2 leaves one fitted layer: three bars (no line through one point) at layer 1."""
+    path = tmp_path / "results" / "tables" / "cnn" / "lens_metrics.csv"
+    write_table(metrics(n_layers=2), path)
+    (ax,) = shared_lens([str(path)]).axes
+    bars = ax.patches
+    assert len(bars) == 3 and all(0.5 < b.get_x() < 1.5 for b in bars)
+    assert sorted(round(b.get_height(), 6) for b in bars) == [0.1, 0.1, 0.5]
+    assert not [line for line in ax.get_lines() if not line.get_label().startswith("_")]

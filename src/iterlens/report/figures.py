@@ -268,7 +268,24 @@ def shared_lens(inputs: Sequence[str]) -> plt.Figure:
     ]
     long = pd.concat(parts)
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    _lines(ax, long, "layer", "bits", ["metric", "model"])
+    layers = sorted(inner["layer"].unique())
+    colours = dict(zip(dict.fromkeys(long["metric"]), sns.color_palette(), strict=False))
+    if len(layers) > 2:
+        _lines(ax, long, "layer", "bits", ["metric", "model"])
+    series = list(long.dropna(subset=["bits"]).groupby(["metric", "model"], sort=False))
+    for k, ((metric, model), part) in enumerate(series):
+        few = len(layers) <= 2  # a line through one or two points says little: bars
+        x = part["layer"] + ((k - (len(series) - 1) / 2) * 0.8 / len(series) if few else 0)
+        err = [part["bits"] - part["bits_lo"], part["bits_hi"] - part["bits"]]
+        if few:
+            ax.bar(x, part["bits"], width=0.8 / len(series), yerr=err, capsize=3,
+                   color=colours[metric], label=f"{metric} / {model}")  # fmt: skip
+        else:  # interval bars over the bands, so each layer's interval reads on its own
+            ax.errorbar(x, part["bits"], yerr=err, ls="none", marker="o", ms=5, capsize=3,
+                        color=colours[metric], label="_nolegend_")  # fmt: skip
+    if layers:
+        ax.set_xticks(layers)
+        ax.set_xlim(layers[0] - 0.5, layers[-1] + 0.5)
     beaten = shared[shared["kl_minus_logit_bits_lo"] > 0]
     if len(beaten):
         ax.scatter(
@@ -285,7 +302,7 @@ def shared_lens(inputs: Sequence[str]) -> plt.Figure:
     ax.set_ylabel("bits over the per-layer tuned lens")
     ax.legend(frameon=False, fontsize=7)
     edge = table[(table["lens"] == "shared") & table["layer"].isin([0, n_layers])]
-    title = "Shared lens vs per-layer tuned lens and logit lens (95% bands)"
+    title = "Shared lens vs per-layer tuned lens and logit lens (95% intervals)"
     if edge["ce_minus_tuned_bits"].notna().any():
         title += "\nnot fitted, CE penalty: " + ", ".join(
             f"layer {int(r.layer)} {r.ce_minus_tuned_bits:.2f} bits ({r.model})"
