@@ -207,7 +207,8 @@ def test_smoke_paper_pages_and_figures(smoke_run, tmp_path):
         distinct = len(np.unique(rgb.reshape(-1, 3), axis=0))
         assert ink > 0.01, f"page {number} is blank"
         if number in image_pages:
-            assert colour > 5e-4 and distinct > 500, f"page {number}: no figure drawn"
+            # (a flat bar chart has some 250 colours; a page of text none but grey)
+            assert colour > 5e-4 and distinct > 200, f"page {number}: no figure drawn"
         else:
             assert colour == 0 and distinct <= 256, f"page {number}: colour without an image"
 
