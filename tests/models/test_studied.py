@@ -163,3 +163,51 @@ def test_lm_plain_config_layers_a_no_residual_lm_on_the_default_table():
         ("cnn_residual", "cnn", True),
     ]
     assert s.roles() == Study.of(validate({})).roles()
+
+
+def test_a_gguf_entry_and_its_overrides_reach_every_twin():
+    config = validate(
+        {
+            "models": [
+                {"name": "lm", "source": "reference"},
+                {
+                    "name": "real",
+                    "source": "gguf",
+                    "path": "some_package",
+                    "size": 12,
+                    "overrides": {"extract": {"eval_tokens": 512}, "lens": {"steps": 7}},
+                },
+            ]
+        }
+    )
+    study = Study.of(config)
+    real = study.by_name["real"]
+    assert (real.domain, real.trained_here, real.residual) == ("lm", False, True)
+    for probed in ("real", "real_random", "real_rotated", "real_rot050"):
+        merged = study.config_of(probed, config)
+        assert merged["extract"]["eval_tokens"] == 512
+        assert merged["extract"]["seq_len"] == config["extract"]["seq_len"]  # the rest kept
+        assert merged["lens"]["steps"] == 7
+    assert study.config_of("lm", config)["lens"]["steps"] == config["lens"]["steps"]
+    assert config["lens"]["steps"] != 7
+
+
+@pytest.mark.parametrize(
+    "entry, match",
+    [
+        ({"name": "g", "source": "gguf"}, "needs a 'path'"),
+        ({"name": "g", "source": "folder", "path": "x", "size": 3}, "check a 'gguf' file"),
+        (
+            {"name": "g", "source": "gguf", "path": "x", "overrides": {"lens": {"stepz": 1}}},
+            "models.0.overrides.lens.stepz",
+        ),
+        (
+            {"name": "g", "source": "gguf", "path": "x", "overrides": {"lm": {}}},
+            "models.0.overrides.lm",
+        ),
+        ({"name": "g", "source": "gguf", "path": "x", "sha256": "abc"}, "models.0.sha256"),
+    ],
+)
+def test_bad_gguf_entries_are_refused_naming_the_key(entry, match):
+    with pytest.raises(ConfigError, match=match):
+        validate({"models": [entry]})

@@ -55,6 +55,34 @@ def test_extraction_resumes_and_checks_readout(tmp_path):
     assert not (tmp_path / "other.safetensors").exists()
 
 
+def test_skipped_positions_are_read_by_the_model_but_not_stored(tmp_path):
+    """Position 0 left out: the stored rows are the full run's rows 1..15 of every window, so the
+    model still saw position 0 (its later residuals are unchanged) but no lens sees it."""
+    from safetensors.torch import load_file
+    from transformers import PreTrainedTokenizerFast
+
+    model = tiny_lm("gpt2")
+    readout = readout_from_lm(model)
+    tokenizer = _char_tokenizer(PreTrainedTokenizerFast)
+    tokens = np.random.default_rng(1).integers(1, 97, 400).astype(np.int32)
+    starts = np.array([0, 16, 32])
+    full, cut = tmp_path / "full.safetensors", tmp_path / "cut.safetensors"
+    extract_lm_shard(model, readout, tokenizer, tokens, starts, 16, 2, full, progress=False)
+    extract_lm_shard(
+        model, readout, tokenizer, tokens, starts, 16, 2, cut, progress=False, skip_positions=1
+    )
+    a, b = load_file(full), load_file(cut)
+    keep = (torch.arange(48) % 16) != 0
+    assert b["hidden"].shape[0] == 45
+    torch.testing.assert_close(b["hidden"], a["hidden"][keep])
+    assert torch.equal(b["targets"], a["targets"][keep])
+    assert torch.equal(b["inputs"], a["inputs"][keep])
+    with pytest.raises(ValueError, match="skip_positions 16"):
+        extract_lm_shard(
+            model, readout, tokenizer, tokens, starts, 16, 2, tmp_path / "x", skip_positions=16
+        )
+
+
 def test_cnn_extraction_resumes_and_checks_readout(tmp_path):
     net = init_cnn(8, (1,), residual=False, seed=0)
     readout = readout_from_cnn(net)

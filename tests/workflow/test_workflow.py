@@ -252,3 +252,34 @@ def test_two_lms_in_one_dag(smoke_run, tmp_path):
     release = sorted(p.name for p in (results / "release").iterdir())
     assert release == ["iterlens-sotu-lm", "iterlens-sotu-results", "iterlens-sotu-tiny-llama"]
     assert (results / "paper" / "paper.pdf").stat().st_size > 0
+
+
+def test_a_gguf_model_through_the_dag(tmp_path):
+    """config/smoke-gguf.yaml: a tiny GGUF file converted once into a model folder (its
+    quantization recorded), read with its own tokenizer, with its own settings: position 0 of
+    every window left out and fewer eval tokens than the config's."""
+    import json
+
+    from gguf_fixtures import write_tiny_gguf
+
+    from iterlens.probing.store import ActivationStore
+
+    pytest.importorskip("gguf")
+    write_tiny_gguf(tmp_path / "tiny.gguf")
+    result = snakemake(tmp_path, "--quiet", "rules", config="smoke-gguf.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = tmp_path / "results"
+    source = json.loads((results / "models" / "tiny_gguf" / "gguf_source.json").read_text())
+    assert (source["file"], source["quantization"]) == ("tiny.gguf", "ALL_F32")
+    assert (results / "models" / "tiny_gguf" / "model.safetensors").exists()
+    vocab = json.loads((results / "tokenizers" / "tiny_gguf" / "tokenizer.json").read_text())
+    assert "Ġthe" in vocab["model"]["vocab"]  # the file's own tokenizer, not a BPE trained here
+    store = ActivationStore(results / "probed" / "tiny_gguf" / "acts" / "eval")
+    assert store.n_examples == 2048 // 32 * 31  # the override's 2,048 tokens, 31 of 32 kept
+    for model in ("tiny_gguf", "tiny_gguf_random"):
+        metrics = pd.read_csv(results / "tables" / model / "lens_metrics.csv")
+        assert metrics["layer"].max() == 2, model
+        transfer = pd.read_csv(results / "tables" / model / "transfer.csv")
+        assert set(transfer["lens_layer"]) == set(transfer["data_layer"]) == {0, 1, 2}
+        assert len(transfer) == 9  # the override's layers 0, 1 and the last
+    assert (results / "paper" / "paper.pdf").stat().st_size > 0

@@ -84,6 +84,16 @@ def cfg(*keys):
     return shlex.quote(json.dumps({k: config[k] for k in ("seed", *keys)}, sort_keys=True))
 
 
+def model_cfg(*keys):
+    """Like :func:`cfg`, for one model: its entry's ``overrides`` merged into the sections."""
+
+    def get(wildcards):
+        merged = STUDY.config_of(wildcards.model, config)
+        return shlex.quote(json.dumps({k: merged[k] for k in ("seed", *keys)}, sort_keys=True))
+
+    return get
+
+
 def entry(wildcards):
     """The studied model (config table entry) of ``{model}``, ``{family}`` or ``{tokenizer}``."""
     for field in ("model", "family", "tokenizer"):
@@ -109,14 +119,30 @@ def token_file(split=None):
 
 
 def source_flags(wildcards):
-    """``--source`` and ``--path`` of an LM's entry (how its model and tokenizer are had)."""
+    """``--source``, ``--path`` (and a gguf file's ``--sha256``, ``--size``) of an LM's entry."""
     m = entry(wildcards)
+    flags = f"--source {m.source}" + (f" --path {shlex.quote(m.path)}" if m.path else "")
+    flags += f" --sha256 {m.sha256}" if m.sha256 else ""
+    return flags + (f" --size {m.size}" if m.size else "")
+
+
+def tokenizer_flags(wildcards):
+    """How the tokenizer rule has an LM's tokenizer: a gguf model's from its converted folder."""
+    m = entry(wildcards)
+    if m.source == "gguf":
+        return "--source folder --path " + shlex.quote(A.MODEL_DIR.format(model=m.name))
     return f"--source {m.source}" + (f" --path {shlex.quote(m.path)}" if m.path else "")
+
+
+def converted_model(wildcards):
+    """A gguf entry's converted model folder (the tokenizer's source); nothing for the others."""
+    m = entry(wildcards)
+    return [A.MODEL_DIR.format(model=m.name)] if m.source == "gguf" else []
 
 
 def lm_store_shards(wildcards):
     """The shard files of an LM store (their count follows from the extract config)."""
-    ex = config["extract"]
+    ex = STUDY.config_of(wildcards.model, config)["extract"]
     count = n_shards(ex[f"{wildcards.split}_tokens"], ex["shard_tokens"], ex["seq_len"])
     return [A.STORE_SHARD.format(model=wildcards.model, split=wildcards.split,
                                  index=f"{i:05d}") for i in range(count)]

@@ -90,7 +90,7 @@ use rule fit_lenses as fit_lenses_rotated with:
         lenses=directory(expand(A.LENS_DIR, model="{model}", kind=ROTATED_LENS_KINDS)),
         curves=expand(A.FIT_CURVE, model="{model}", kind=ROTATED_LENS_KINDS),
     params:
-        cfg=cfg("lens", "probe"),
+        cfg=model_cfg("lens", "probe"),
         kinds=ROTATED_LENS_KINDS,
         store=folder_of("input", "store"),
         out=folder_of("output", "lenses"),

@@ -22,13 +22,14 @@ rule corpus:
 rule tokenizer:
     input:
         train=A.CORPUS.format(split="train"),
+        model=converted_model,
     output:
         directory(A.TOKENIZER_DIR),
     wildcard_constraints:
         tokenizer=one_of(TOKENIZERS),
     params:
         cfg=cfg("tokenizer"),
-        source=source_flags,
+        source=tokenizer_flags,
     threads: 1
     priority: LM_PATH
     resources:

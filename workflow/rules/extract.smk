@@ -33,7 +33,7 @@ rule extract_shard:
     wildcard_constraints:
         model=one_of(LM_MODELS),
     params:
-        cfg=cfg("extract"),
+        cfg=model_cfg("extract"),
         device=DEVICE,
     threads: 1
     priority: LM_PATH

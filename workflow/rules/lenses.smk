@@ -11,7 +11,7 @@ rule fit_lenses:
     wildcard_constraints:
         model=one_of(FITTED),
     params:
-        cfg=cfg("lens", "probe"),
+        cfg=model_cfg("lens", "probe"),
         kinds=LENS_KINDS,
         store=folder_of("input", "store"),
         out=folder_of("output", "lenses"),
@@ -46,7 +46,7 @@ rule evaluate:
         transfer=A.TRANSFER,
         examples=A.EXAMPLES,
     params:
-        cfg=cfg("vision"),
+        cfg=model_cfg("vision", "lens"),
         prior=lm_prior_flags,
         store=folder_of("input", "store"),
         device=DEVICE,

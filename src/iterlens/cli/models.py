@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from iterlens.cli import arg, command, load_cfg
+
+log = logging.getLogger(__name__)
 
 REPLICATE = arg(
     "--replicate",
@@ -32,12 +35,23 @@ def residual_arg(default: bool, without: str) -> tuple[tuple[str, ...], dict]:
 
 @command(
     "record-lm",
-    "check that a Hub or local-folder LM loads, and record it as a workflow model folder",
-    arg("--source", required=True, choices=["hub", "folder"]),
-    arg("--path", required=True, help="the Hub name or local folder"),
+    "check that a Hub or local-folder LM loads and record it as a workflow model folder, or "
+    "convert a GGUF file (or the one a package ships) into one",
+    arg("--source", required=True, choices=["hub", "folder", "gguf"]),
+    arg("--path", required=True, help="the Hub name, local folder, .gguf file or package"),
+    arg("--sha256", help="gguf: the file's expected sha256"),
+    arg("--size", type=int, help="gguf: the file's expected size in bytes"),
     arg("--out", required=True),
 )
 def record_lm(args):
+    if args.source == "gguf":
+        from iterlens.models.gguf import convert_gguf, locate_gguf
+
+        source = convert_gguf(locate_gguf(args.path), args.out, sha256=args.sha256, size=args.size)
+        log.info("converted %s (%s) into %s", source["file"], source["quantization"], args.out)
+        return
+    if args.sha256 or args.size:
+        raise ValueError("--sha256 and --size check a gguf file (--source gguf)")
     from iterlens.models.lm import record_hf_model
 
     record_hf_model(args.path, args.out)

@@ -64,6 +64,7 @@ def extract_shard(args):
         args.out,
         progress=not args.quiet,
         store_dtype=STORE_DTYPES[ex["lensfit_dtype" if args.split == "lensfit" else "store_dtype"]],
+        skip_positions=ex["skip_positions"],
     )
 
 
@@ -226,7 +227,12 @@ def evaluate(args):
     transfer = None
     if args.transfer_out:
         examples.transfer = transfer_group_sums(
-            lenses["tuned"], store, readout_, groups, progress=not args.quiet
+            lenses["tuned"],
+            store,
+            readout_,
+            groups,
+            progress=not args.quiet,
+            layers=load_cfg(args)["lens"]["transfer_layers"],
         )
         transfer = transfer_table(examples.transfer)
     if args.examples_out:

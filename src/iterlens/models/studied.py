@@ -5,7 +5,14 @@ place a model is named. Each entry has a ``name``, a ``source`` and its ``contro
 
 - ``reference``: the GPT-2 the workflow trains on the corpus (sizes in the ``lm`` section),
 - ``cnn``: an Inception-style CNN trained on the digits (``vision`` section),
-- ``hub``: a Hugging Face causal LM by name; ``folder``: a local ``save_pretrained`` folder.
+- ``hub``: a Hugging Face causal LM by name; ``folder``: a local ``save_pretrained`` folder;
+  ``gguf``: a GGUF file, or an installed package that ships one, converted once into a
+  ``save_pretrained`` folder (:mod:`iterlens.models.gguf`; the weights are dequantized, so its
+  numbers are named as quantized).
+
+``overrides`` gives one entry its own settings of the ``extract``, ``lens`` and ``probe``
+sections (a real model's budget on a CPU: fewer tokens, fewer steps); :meth:`Study.config_of`
+merges them for every probed model of the entry.
 
 ``residual`` says whether a model trained here has identity skips (:data:`DEFAULT_RESIDUAL`:
 the reference LM has them unless the entry says ``false``, a CNN only with ``true``). A
@@ -27,12 +34,14 @@ from typing import Any
 
 from iterlens import artifacts as A
 
-SOURCES = ("reference", "cnn", "hub", "folder")
+SOURCES = ("reference", "cnn", "hub", "folder", "gguf")
 TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
-DOMAIN = {"reference": "lm", "hub": "lm", "folder": "lm", "cnn": "vision"}
+DOMAIN = {"reference": "lm", "hub": "lm", "folder": "lm", "gguf": "lm", "cnn": "vision"}
+PATH_SOURCES = ("hub", "folder", "gguf")  # sources a ``path`` names
+OVERRIDABLE = ("extract", "lens", "probe")  # config sections an entry's ``overrides`` may set
 # Identity skips of an entry that does not say: the reference GPT-2 has them, the CNN not; a
 # hub or folder LM is taken as it is (every supported family has them) and may not say.
-DEFAULT_RESIDUAL = {"reference": True, "cnn": False, "hub": True, "folder": True}
+DEFAULT_RESIDUAL = {"reference": True, "cnn": False, "hub": True, "folder": True, "gguf": True}
 # The dose-response grid (interior t of the partial rotations) of an entry that names none:
 # language models only, and only with the rotated twin.
 DEFAULT_DOSE_RESPONSE = {"lm": (0.25, 0.5), "vision": ()}
@@ -58,6 +67,9 @@ class StudiedModel:
     lenses_from: str | None = None
     lens_name: str | None = None
     dose_grid: tuple[float, ...] | None = None  # None: DEFAULT_DOSE_RESPONSE of the domain
+    sha256: str | None = None  # a gguf file's expected digest, checked before conversion
+    size: int | None = None  # a gguf file's expected size in bytes
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
     residual_given: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +100,9 @@ class StudiedModel:
                 if "dose_response" in controls
                 else None
             ),
+            sha256=entry.get("sha256"),
+            size=entry.get("size"),
+            overrides={k: dict(v) for k, v in entry.get("overrides", {}).items()},
         )
         model.check()
         return model
@@ -108,10 +123,18 @@ class StudiedModel:
             )
         if self.source not in SOURCES:
             raise StudyError(f"{where}: unknown source '{self.source}'; one of {SOURCES}")
-        if self.source in ("hub", "folder") and not self.path:
+        if self.source in PATH_SOURCES and not self.path:
             raise StudyError(f"{where}: source '{self.source}' needs a 'path'")
         if self.source in ("reference", "cnn") and self.path:
             raise StudyError(f"{where}: source '{self.source}' is trained here; drop 'path'")
+        if (self.sha256 or self.size) and self.source != "gguf":
+            raise StudyError(f"{where}: 'sha256' and 'size' check a 'gguf' file; drop them")
+        unknown = sorted(set(self.overrides) - set(OVERRIDABLE))
+        if unknown:
+            raise StudyError(
+                f"{where}: overrides.{unknown[0]}: only the {', '.join(OVERRIDABLE)} sections "
+                "can be set per model"
+            )
         if self.residual_given and self.source not in TRAINED_SOURCES:
             raise StudyError(
                 f"{where}: 'residual' is a setting of a model trained here ({TRAINED_SOURCES}); "
@@ -137,6 +160,13 @@ class StudiedModel:
                 raise StudyError(f"{where}: controls.dose_response: {err}") from None
         if self.dose_grid and len(set(self.dose_grid)) < len(self.dose_grid):
             raise StudyError(f"{where}: controls.dose_response lists a t twice")
+
+    def settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with this entry's ``overrides`` merged into its sections."""
+        out = dict(config)
+        for section, values in self.overrides.items():
+            out[section] = {**config.get(section, {}), **values}
+        return out
 
     @property
     def domain(self) -> str:
@@ -235,6 +265,10 @@ class Study:
             raise StudyError(f"'{probed}' is not a model of this study: {list(self.by_name)}")
         return self.by_name[base]
 
+    def config_of(self, probed: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config a probed model runs with: its entry's ``overrides`` merged in."""
+        return self.entry_of(probed).settings(config)
+
     def of_domain(self, domain: str) -> list[StudiedModel]:
         """The entries of one domain (``lm`` or ``vision``), in table order."""
         return [m for m in self.models if m.domain == domain]
@@ -329,6 +363,7 @@ class Study:
                 "seeds": m.seeds,
                 "random_init": m.random_init,
                 "rotated": m.rotated,
+                "overrides": {k: dict(v) for k, v in m.overrides.items()},
             }
             for m in self.models
         ]

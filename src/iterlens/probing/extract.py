@@ -125,6 +125,7 @@ def extract_lm_shard(
     out: str | Path,
     progress: bool = True,
     store_dtype: torch.dtype = torch.float32,
+    skip_positions: int = 0,
 ) -> None:
     """Run ``model`` over windows at ``starts`` and write one shard to ``out``.
 
@@ -132,17 +133,23 @@ def extract_lm_shard(
     thread while the next batch is computed, with ``hidden`` in ``store_dtype``. Skips the
     work if ``out`` already holds a complete shard (resuming a run). Checks on the first
     batch that ``R(h_L)`` reproduces the model's logits, to a tolerance set by the model's
-    dtype.
+    dtype. The first ``skip_positions`` positions of every window are read by the model but
+    not stored (so no lens is fitted or scored on them).
     """
     out = Path(out)
     if shard_is_complete(out):
         return
+    if not 0 <= skip_positions < seq_len:
+        raise ValueError(f"skip_positions {skip_positions} must lie in [0, seq_len {seq_len})")
     param = next(model.parameters())
     windows = np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
     x = torch.from_numpy(windows)
-    inputs, targets = x[:, :-1].reshape(-1), x[:, 1:].reshape(-1)
+    kept = slice(skip_positions, None)
+    inputs, targets = x[:, :-1][:, kept].reshape(-1), x[:, 1:][:, kept].reshape(-1)
     doc = document_of_position(tokens, tokenizer.eos_token_id)
-    groups = torch.from_numpy(np.concatenate([doc[s : s + seq_len] for s in starts]))
+    groups = torch.from_numpy(
+        np.concatenate([doc[s + skip_positions : s + seq_len] for s in starts])
+    )
     text = tokenizer.decode(targets.tolist(), skip_special_tokens=True)
     writer = ShardWriter(
         out,
@@ -163,7 +170,7 @@ def extract_lm_shard(
                 readout.check_reproduces(
                     hidden[:, :, -1].float().cpu(), logits.float().cpu(), readout_rtol(param.dtype)
                 )
-            writer.add(hidden.reshape(-1, *hidden.shape[2:]))
+            writer.add(hidden[:, kept].reshape(-1, *hidden.shape[2:]))
 
 
 def extract_lm_store(
@@ -179,6 +186,7 @@ def extract_lm_store(
     batch_size: int,
     progress: bool = True,
     store_dtype: torch.dtype = torch.float32,
+    skip_positions: int = 0,
 ) -> int:
     """Extract every shard of a split into ``folder`` (resuming); return the shard count."""
     count = n_shards(n_tokens, shard_tokens, seq_len)
@@ -195,6 +203,7 @@ def extract_lm_store(
             shard_path(folder, i),
             progress,
             store_dtype,
+            skip_positions,
         )
     return count
 

@@ -21,6 +21,8 @@ logits is decoded and reduced in place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -42,28 +44,52 @@ def _logsumexp_(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def transfer_layers(n_layers: int, layers: Sequence[int] | None = None) -> list[int]:
+    """The layers a transfer matrix is measured on: ``layers`` and the last, or all ``0..L``.
+
+    Raises:
+        ValueError: a layer outside ``0..L``.
+    """
+    if layers is None:
+        return list(range(n_layers + 1))
+    bad = [k for k in layers if not 0 <= k <= n_layers]
+    if bad:
+        raise ValueError(f"transfer layer {bad[0]} is not a layer of this model (0..{n_layers})")
+    return sorted(set(layers) | {n_layers})
+
+
 def transfer_sums(
-    lens: nn.Module, hidden: torch.Tensor, readout: Readout, targets: torch.Tensor
+    lens: nn.Module,
+    hidden: torch.Tensor,
+    readout: Readout,
+    targets: torch.Tensor,
+    layers: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example values (bits) for every (lens layer i, data layer j).
 
     Args:
         lens: a lens with ``transform_hidden(h, i)`` (tuned or shared).
         hidden: ``[b, L+1, d]``.
+        layers: measure only the pairs of these layers (see :func:`transfer_layers`); the
+            other entries are NaN. The matrix costs ``(L+1)^2`` readouts, so on a CPU a deep
+            model with a large vocabulary is measured on a subset.
 
     Returns:
         ``{"ce_bits", "kl_bits", "kl_own_bits", "agree_final"}``, each ``[b, L+1, L+1]``
         indexed ``[example, i, j]``, float64 (see the module docstring).
     """
     b, n = hidden.shape[:2]
+    measured = transfer_layers(n - 1, layers)
     final = FinalDist.of(readout(hidden[:, -1]))
+    fill = 0.0 if len(measured) == n else float("nan")
     out = {
-        k: torch.zeros(b, n, n, dtype=torch.float64, device=hidden.device) for k in TRANSFER_SUMS
+        k: torch.full((b, n, n), fill, dtype=torch.float64, device=hidden.device)
+        for k in TRANSFER_SUMS
     }
-    for j in range(n):
+    for j in measured:
         h = hidden[:, j]
         own = FinalDist.of(readout(lens.transform_hidden(h, j)))
-        for i in range(n):  # one [b, V] block at a time: it stays in cache
+        for i in measured:  # one [b, V] block at a time: it stays in cache
             logits = readout(lens.transform_hidden(h, i))
             # CE = lse - logit[target];  KL(p || q) = sum p log p - sum p logit + lse
             target_logit = logits.gather(-1, targets[:, None])[:, 0]
@@ -85,12 +111,14 @@ def transfer_group_sums(
     groups: np.ndarray | None = None,
     batch_size: int = 256,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Sums of transfer CE and KL per group of examples, all the bootstrap needs.
 
     Args:
         groups: ``[n]`` group id of every example in store order (documents, images);
             ``None``: one group.
+        layers: the layers measured (see :func:`transfer_sums`); unmeasured pairs are NaN.
 
     Returns:
         The :data:`TRANSFER_SUMS` as ``[G, L+1, L+1]`` sums and ``"count"`` ``[G]``, groups in
@@ -111,7 +139,7 @@ def transfer_group_sums(
     for batch in tqdm(
         store.iter_batches(batch_size), total=total, desc="transfer", disable=not progress
     ):
-        values = transfer_sums(lens, batch.hidden, readout, batch.targets)
+        values = transfer_sums(lens, batch.hidden, readout, batch.targets, layers)
         sel = index[start : start + len(batch.targets)]
         for k, v in values.items():
             sums[k].index_add_(0, sel, v.cpu())
@@ -125,7 +153,8 @@ def transfer_table(sums: dict[str, np.ndarray]) -> pd.DataFrame:
 
     ``lens`` is ``"tuned"`` for the translator rows ``0..L-1`` and ``"logit"`` for row L
     (the identity); ``triangle`` is ``"upper"`` (a lens moved deeper, ``j > i``), ``"lower"``
-    (moved shallower) or ``"diagonal"``.
+    (moved shallower) or ``"diagonal"``. Pairs left unmeasured (NaN, see
+    :func:`transfer_sums`) have no row.
     """
     total = sums["count"].sum()
     mean = {k: sums[k].sum(0) / total for k in TRANSFER_SUMS if k in sums}
@@ -133,6 +162,8 @@ def transfer_table(sums: dict[str, np.ndarray]) -> pd.DataFrame:
     rows = []
     for i in range(n):
         for j in range(n):
+            if np.isnan(mean["ce_bits"][i, j]):
+                continue
             row = {
                 "lens_layer": i,
                 "data_layer": j,
