@@ -79,19 +79,19 @@ wildcard_constraints:
     index=r"\d{5}",
 
 
+def _sections(settings, keys):
+    """The seed and the ``keys`` sections of ``settings``, as a shell-quoted JSON string."""
+    return shlex.quote(json.dumps({k: settings[k] for k in ("seed", *keys)}, sort_keys=True))
+
+
 def cfg(*keys):
     """Config sections (plus the seed) as a shell-quoted JSON string for `--cfg`."""
-    return shlex.quote(json.dumps({k: config[k] for k in ("seed", *keys)}, sort_keys=True))
+    return _sections(config, keys)
 
 
 def model_cfg(*keys):
     """Like :func:`cfg`, for one model: its entry's ``overrides`` merged into the sections."""
-
-    def get(wildcards):
-        merged = STUDY.config_of(wildcards.model, config)
-        return shlex.quote(json.dumps({k: merged[k] for k in ("seed", *keys)}, sort_keys=True))
-
-    return get
+    return lambda wildcards: _sections(STUDY.config_of(wildcards.model, config), keys)
 
 
 def entry(wildcards):
@@ -131,7 +131,7 @@ def tokenizer_flags(wildcards):
     m = entry(wildcards)
     if m.source == "gguf":
         return "--source folder --path " + shlex.quote(A.MODEL_DIR.format(model=m.name))
-    return f"--source {m.source}" + (f" --path {shlex.quote(m.path)}" if m.path else "")
+    return source_flags(wildcards)
 
 
 def converted_model(wildcards):
