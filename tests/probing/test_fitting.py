@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -7,7 +8,7 @@ from conftest import layered_store
 from safetensors import safe_open
 
 from iterlens.probing.fitting import fit_kind, fit_lens, heldout_size, lstsq_init, prior_init
-from iterlens.probing.lenses import FreeProbe, evaluate_lenses, make_tuned_lens
+from iterlens.probing.lenses import FreeProbe, evaluate_lenses, make_lens, make_tuned_lens
 
 
 def heldout_kl(lens, store, readout) -> float:
@@ -49,7 +50,7 @@ def test_prior_start_predicts_the_smoothed_training_marginal(tmp_path, small_rea
     assert prior_init(probe, store, holdout=holdout)
     counts = torch.tensor([1.0 + int((train == c).sum()) for c in range(12)])  # add-one
     expected = torch.log(counts / (len(train) + 12))
-    for head in probe.heads:
+    for head in probe.heads.values():
         assert (head.weight == 0).all()
         torch.testing.assert_close(head.bias, expected)
     assert not prior_init(make_tuned_lens(small_readout, 2), store)
@@ -193,3 +194,38 @@ def test_the_fit_seed_sets_the_lens_and_the_cli_records_the_replicates_seed(smok
     assert main([*args, "--curves", str(tmp_path / "curves")]) == 0
     meta = json.loads((tmp_path / "lenses" / "tuned" / "lens.json").read_text())
     assert meta["fit_seed"] == "5"
+
+
+def test_a_probe_on_a_layer_subset_has_heads_and_rows_there_only(tmp_path, small_readout):
+    from iterlens.probing.lenses import load_lens, save_lens
+
+    store = layered_store(tmp_path / "store", small_readout, n=256, n_layers=4)
+    cfg = {
+        "seed": 0,
+        "lens": {"shared_layers": "inner"},
+        "probe": {
+            "steps": 20, "batch_size": 64, "lr": 1e-2, "weight_decay": 0.0,
+            "holdout_fraction": 0.0, "eval_every": 10, "patience": 0, "min_delta": 0.0,
+            "init": "prior", "layers": [3, 1],
+        },
+    }  # fmt: skip
+    probe, _ = fit_kind("probe", store, small_readout, cfg, progress=False)
+    assert probe.layers == [1, 3] and sorted(probe.state_dict()) == [
+        "heads.1.bias", "heads.1.weight", "heads.3.bias", "heads.3.weight"
+    ]  # fmt: skip
+    assert (probe.heads["1"].weight != 0).any()  # trained, not left at the prior
+    save_lens(probe, tmp_path / "probe", small_readout, 4)
+    loaded = load_lens(tmp_path / "probe", small_readout)
+    assert loaded.layers == [1, 3]
+    values: dict = {}
+    metrics, depth = evaluate_lenses(
+        {"probe": loaded, "logit": make_lens("logit", small_readout, 4)},
+        store, small_readout, progress=False, examples=values,
+    )  # fmt: skip
+    assert metrics[metrics["lens"] == "probe"]["layer"].tolist() == [1, 3]
+    assert metrics[metrics["lens"] == "logit"]["layer"].tolist() == [0, 1, 2, 3, 4]
+    assert set(depth["lens"]) == {"logit"}  # prediction depth needs every layer
+    ce = values["probe.ce_bits"]
+    assert np.isnan(ce[:, [0, 2, 4]]).all() and np.isfinite(ce[:, [1, 3]]).all()
+    with pytest.raises(ValueError, match="probe layer 5 is not a layer"):
+        FreeProbe(16, 12, 4, [5])

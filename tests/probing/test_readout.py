@@ -52,3 +52,25 @@ def test_readout_save_load_keeps_cnn_meta(tmp_path):
     back = Readout.load(tmp_path / "readout.safetensors")
     assert back.meta == {"family": "inception", "residual": False}
     assert back.fingerprint() == readout.fingerprint()
+
+
+def test_a_bfloat16_readout_rounds_the_product_only(small_readout):
+    h = 3 * torch.randn(64, 16)
+    exact = small_readout(h)
+    small_readout.set_compute_dtype("bfloat16")
+    fingerprint = small_readout.fingerprint()
+    half = small_readout(h)
+    assert half.dtype == torch.float32 and small_readout.unembedding.weight.dtype == torch.float32
+    assert not torch.equal(half, exact)  # the product did run in bfloat16
+    # inputs, weights and logits each rounded to 8 significant bits: a few parts in 1e3
+    scale = small_readout.final_norm(h).abs() @ small_readout.unembedding.weight.abs().T
+    assert ((half - exact).abs() <= 2**-6 * (scale + 1)).all()
+    # by hand: the rounded product, returned in float32
+    x = small_readout.final_norm(h).bfloat16()
+    w, b = small_readout.unembedding.weight.bfloat16(), small_readout.unembedding.bias.bfloat16()
+    torch.testing.assert_close(half, torch.nn.functional.linear(x, w, b).float(), rtol=0, atol=0)
+    assert small_readout.fingerprint() == fingerprint
+    small_readout.set_compute_dtype("float32")
+    assert torch.equal(small_readout(h), exact)
+    with pytest.raises(ValueError, match="readout dtype must be one of float32, bfloat16"):
+        small_readout.set_compute_dtype("float8")

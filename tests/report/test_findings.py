@@ -129,3 +129,43 @@ def test_markup_is_code_spans_only():
     assert markdown(text) == r"Rotated twin of `cnn_plain_s1`: a \*b\* c\_d \<e> \| f."
     assert plain(text) == "Rotated twin of cnn_plain_s1: a *b* c_d <e> | f."
     assert markdown("no code") == "no code"
+
+
+def test_tuned_beats_logit_with_intervals_apart_is_read_from_the_paired_bounds(tmp_path):
+    import pandas as pd
+
+    root = write_fake_results(tmp_path / "run", intervals=True)
+    path = root / "results" / "tables" / "lm" / "lens_metrics.csv"
+    table = pd.read_csv(path)
+    tuned = table["lens"] == "tuned"
+    upper = [-0.5, -0.25, -0.125, -0.0625, 0.75]  # layers 0..3 below zero; layer L not read
+    table.loc[tuned, "kl_minus_logit_bits_hi"] = upper
+    table.to_csv(path, index=False)
+    values = collect(root, [], ROOT / "workflow" / "report")
+    assert values["values"]["lm.tuned_minus_logit_kl_hi_max"]["value"] == -0.0625
+    assert values["claims"]["tuned_beats_logit_clear"]["holds"] is True
+    text = next(f["text"] for f in values["findings"] if f["key"] == "lm.tuned_vs_logit")
+    assert text.startswith(
+        "The tuned lens beats the logit lens at every layer 0..L-1 of `lm`, the paired 95% "
+        "interval of the difference below zero at each"
+    )
+    values["claims"]["tuned_beats_logit_clear"]["holds"] = False
+    text = next(f["text"] for f in findings(values) if f["key"] == "lm.tuned_vs_logit")
+    assert "though at some layer the paired 95% interval of the difference reaches zero" in text
+    values["claims"]["tuned_beats_logit"]["holds"] = False  # no interval clause without it
+    text = next(f["text"] for f in findings(values) if f["key"] == "lm.tuned_vs_logit")
+    assert "does not beat" in text and "interval of the difference" not in text
+
+
+def test_every_language_model_gets_its_findings_and_claims(tmp_path):
+    values = fake_values(tmp_path, intervals=True)
+    values["lms"] = ["lm", "other"]
+    for name in ("tuned_beats_logit", "lm_far_worse", "logit_beats_shared"):
+        values["claims"][f"other.{name}"] = {"holds": not values["claims"][name]["holds"]}
+    got = {f["key"]: f["text"] for f in findings(values)}
+    assert {"lm.tuned_vs_logit", "lm.other.tuned_vs_logit", "lm.other.transfer"} <= set(got)
+    assert "of `other`" in got["lm.other.tuned_vs_logit"]
+    assert ("does not beat" in got["lm.other.tuned_vs_logit"]) == (
+        "does not beat" not in got["lm.tuned_vs_logit"]
+    )  # each LM's sentence follows its own claim
+    assert got["lm.other.transfer"].startswith("The transfer penalty of `other`")

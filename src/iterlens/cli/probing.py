@@ -151,6 +151,7 @@ def fit_lenses(args):
     cfg = load_cfg(args)
     device = device_of(args)
     readout_ = Readout.load(args.readout).to(device)
+    readout_.set_compute_dtype(cfg["lens"]["readout_dtype"])
     store = ActivationStore(args.store, device=device)
     for kind in args.kinds:
         if args.skip_existing and (Path(args.out) / kind / artifacts.LENS_WEIGHTS).exists():
@@ -196,6 +197,7 @@ def evaluate(args):
     from iterlens.probing.transfer import transfer_group_sums, transfer_table
     from iterlens.report.uncertainty import layer_table, transfer_table_intervals
 
+    cfg = load_cfg(args)
     device = device_of(args)
     readout_ = Readout.load(args.readout)
     store = ActivationStore(args.store, device=device)
@@ -218,6 +220,7 @@ def evaluate(args):
         raise ValueError("--transfer-out needs a tuned lens among --lens")
     for lens in lenses.values():
         lens.to(device)
+    readout_.set_compute_dtype(cfg["lens"]["readout_dtype"])  # after .to(): no stale copy
     groups, prior_ce = _groups_and_prior(args, store, readout_.n_classes)
     values: dict = {}
     metrics, depth = evaluate_lenses(
@@ -232,7 +235,7 @@ def evaluate(args):
             readout_,
             groups,
             progress=not args.quiet,
-            layers=load_cfg(args)["lens"]["transfer_layers"],
+            layers=cfg["lens"]["transfer_layers"],
         )
         transfer = transfer_table(examples.transfer)
     if args.examples_out:

@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from iterlens.models.training import EarlyStopping, train, warmup_cosine
-from iterlens.probing.lenses import FreeProbe, LayerTunedLens, SharedLens, default_layers, make_lens
+from iterlens.probing.lenses import (
+    FreeProbe,
+    LayerTunedLens,
+    SharedLens,
+    default_layers,
+    lens_layers,
+    make_lens,
+)
 from iterlens.probing.metrics import FinalDist
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
@@ -123,12 +130,12 @@ def prior_init(
     """
     if not isinstance(lens, FreeProbe):
         return False
-    n_classes = lens.heads[0].out_features
+    n_classes = next(iter(lens.heads.values())).out_features
     counts = torch.ones(n_classes, dtype=torch.float64)
     for batch in store.iter_batches(65536, [store.n_layers], holdout=holdout):
         counts += torch.bincount(batch.targets.cpu(), minlength=n_classes)[:n_classes].double()
     log_prior = (counts / counts.sum()).log()
-    for head in lens.heads:
+    for head in lens.heads.values():
         head.weight.zero_()
         head.bias.copy_(log_prior.to(head.bias.dtype))
     return True
@@ -308,14 +315,16 @@ def fit_kind(
     Returns:
         ``(lens, curve)``: the fitted lens and its convergence curve (see :func:`fit_lens`).
     """
-    lens = make_lens(kind, readout, store.n_layers).to(store.device)
     section = cfg["probe"] if kind == "probe" else cfg["lens"]
+    probed = section.get("layers") if kind == "probe" else None
+    lens = make_lens(kind, readout, store.n_layers, probed).to(store.device)
     holdout = heldout_size(section["holdout_fraction"], store.n_examples)
+    layers = default_layers(kind, store.n_layers, cfg["lens"].get("shared_layers", "inner"))
     curve = fit_lens(
         lens,
         store,
         readout,
-        default_layers(kind, store.n_layers, cfg["lens"].get("shared_layers", "inner")),
+        lens_layers(lens, store.n_layers) if kind == "probe" else layers,
         objective=OBJECTIVES[kind],
         steps=section["steps"],
         batch_size=section["batch_size"],

@@ -17,6 +17,7 @@ lenses is :mod:`iterlens.probing.fitting`, which builds on this module (never th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from tuned_lens.nn.lenses import TunedLensConfig
 from iterlens import artifacts
 from iterlens.artifacts import LENS_KINDS
 from iterlens.io import atomic_path, fingerprint, load_safetensors, save_safetensors
-from iterlens.probing.metrics import PER_EXAMPLE, FinalDist, LayerAccumulator, _ce, prediction_depth
+from iterlens.probing.metrics import LN2, PER_EXAMPLE, FinalDist, LayerAccumulator, prediction_depth
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -87,20 +88,49 @@ class FreeProbe(nn.Module):
     """Per-layer linear heads W_l h + c_l trained on the targets.
 
     Built at zero; fitting starts them at ``W = 0, c = log prior`` (``probe.init: prior``).
+    ``layers`` (default every layer 0..L) are the layers with a head; the parameters are named
+    ``heads.<layer>.weight`` either way.
     """
 
     kind = "probe"
 
-    def __init__(self, d_model: int, n_classes: int, n_layers: int):
+    def __init__(
+        self, d_model: int, n_classes: int, n_layers: int, layers: Sequence[int] | None = None
+    ):
         super().__init__()
-        self.heads = nn.ModuleList(nn.Linear(d_model, n_classes) for _ in range(n_layers + 1))
-        for head in self.heads:
+        layers = probe_layers(n_layers, layers)
+        self.heads = nn.ModuleDict({str(k): nn.Linear(d_model, n_classes) for k in layers})
+        for head in self.heads.values():
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
+    @property
+    def layers(self) -> list[int]:
+        """The layers with a head, in order."""
+        return sorted(int(k) for k in self.heads)
+
     def forward(self, h: torch.Tensor, idx: int) -> torch.Tensor:
         """Logits of layer ``idx``'s own head."""
-        return self.heads[idx](h)
+        return self.heads[str(idx)](h)
+
+
+def probe_layers(n_layers: int, layers: Sequence[int] | None = None) -> list[int]:
+    """The layers a free probe has heads at: ``layers``, or every layer ``0..L``.
+
+    Raises:
+        ValueError: a layer outside ``0..L``.
+    """
+    if layers is None:
+        return list(range(n_layers + 1))
+    bad = [k for k in layers if not 0 <= k <= n_layers]
+    if bad:
+        raise ValueError(f"probe layer {bad[0]} is not a layer of this model (0..{n_layers})")
+    return sorted(set(layers))
+
+
+def lens_layers(lens: nn.Module, n_layers: int) -> list[int]:
+    """The layers ``lens`` reads out at: a probe's own, every other lens's ``0..L``."""
+    return lens.layers if isinstance(lens, FreeProbe) else list(range(n_layers + 1))
 
 
 def make_tuned_lens(readout: Readout, n_layers: int, name_or_path: str = "") -> LayerTunedLens:
@@ -114,8 +144,13 @@ def make_tuned_lens(readout: Readout, n_layers: int, name_or_path: str = "") -> 
     return LayerTunedLens(readout, config)
 
 
-def make_lens(kind: str, readout: Readout, n_layers: int) -> nn.Module:
-    """Build a fresh lens of ``kind`` (one of :data:`LENS_KINDS`)."""
+def make_lens(
+    kind: str, readout: Readout, n_layers: int, layers: Sequence[int] | None = None
+) -> nn.Module:
+    """Build a fresh lens of ``kind`` (one of :data:`LENS_KINDS`).
+
+    ``layers``: a free probe's layers (see :func:`probe_layers`); the other kinds ignore it.
+    """
     if kind == "logit":
         return LogitLens(readout)
     if kind == "tuned":
@@ -123,7 +158,7 @@ def make_lens(kind: str, readout: Readout, n_layers: int) -> nn.Module:
     if kind == "shared":
         return SharedLens(readout)
     if kind == "probe":
-        return FreeProbe(readout.d_model, readout.n_classes, n_layers)
+        return FreeProbe(readout.d_model, readout.n_classes, n_layers, layers)
     raise ValueError(f"unknown lens kind '{kind}'; choose from {', '.join(LENS_KINDS)}")
 
 
@@ -172,17 +207,18 @@ def evaluate_lenses(
     """
     store.check_readout(readout.fingerprint())
     n_layers = store.n_layers
+    layers_of = {name: lens_layers(lens, n_layers) for name, lens in lenses.items()}
     acc = {
         (name, layer): LayerAccumulator(readout.n_classes)
         for name in lenses
-        for layer in range(n_layers + 1)
+        for layer in layers_of[name]
     }
     depth_count = {name: torch.zeros(n_layers + 2, dtype=torch.float64) for name in lenses}
     depth_ce = {name: torch.zeros(n_layers + 2, dtype=torch.float64) for name in lenses}
     for lens in lenses.values():
         lens.eval()
-    kept = {
-        f"{name}.{m}": np.zeros((store.n_examples, n_layers + 1), np.float32)
+    kept = {  # NaN at the layers a lens does not read out at
+        f"{name}.{m}": np.full((store.n_examples, n_layers + 1), np.nan, np.float32)
         for name in lenses
         for m in PER_EXAMPLE
     }
@@ -194,15 +230,17 @@ def evaluate_lenses(
         sel = slice(start, start + len(batch.targets))
         start += len(batch.targets)
         final = FinalDist.of(readout(batch.hidden[:, n_layers]))
-        final_ce = _ce(final.logp, batch.targets).double()
+        final_ce = -final.logp.gather(-1, batch.targets.long()[:, None])[:, 0].double() / LN2
         for name, lens in lenses.items():
             top1 = []
-            for layer in range(n_layers + 1):
+            for layer in layers_of[name]:
                 logits = lens(batch.hidden[:, layer], layer)
                 values = acc[name, layer].update(logits, final, batch.targets, batch.inputs)
                 for m in PER_EXAMPLE:
                     kept[f"{name}.{m}"][sel, layer] = values[m].cpu().numpy()
                 top1.append(values["top1"])
+            if len(top1) < n_layers + 1:  # prediction depth needs every layer
+                continue
             depth = prediction_depth(torch.stack(top1, 1), final.top1)
             depth = depth.cpu()
             depth_count[name] += torch.bincount(depth, minlength=n_layers + 2).double()
@@ -217,7 +255,7 @@ def evaluate_lenses(
             **acc[name, layer].result(store.n_bytes),
         }
         for name in lenses
-        for layer in range(n_layers + 1)
+        for layer in layers_of[name]
     ]
     depth_rows = [
         {
@@ -230,6 +268,7 @@ def evaluate_lenses(
             else float("nan"),
         }
         for name in lenses
+        if len(layers_of[name]) == n_layers + 1
         for d in range(n_layers + 2)
     ]
     return pd.DataFrame(rows), pd.DataFrame(depth_rows)
@@ -288,7 +327,8 @@ def load_lens(folder: str | Path, readout: Readout, allow_mismatch: bool = False
         raise ValueError(
             f"lens {folder} expects width {meta['d_model']}, readout has {readout.d_model}"
         )
-    lens = make_lens(meta["kind"], readout, int(meta["n_layers"]))
+    layers = sorted({int(k.split(".")[1]) for k in state}) if meta["kind"] == "probe" else None
+    lens = make_lens(meta["kind"], readout, int(meta["n_layers"]), layers)
     missing, unexpected = lens.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("readout.", "unembed."))]
     if missing or unexpected:

@@ -17,13 +17,14 @@ PER_EXAMPLE = ("kl_bits", "ce_bits", "top1_agree", "top1_acc")  # kept per examp
 
 
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
-    """Log-softmax in float32: the one normalisation every metric below starts from."""
-    return torch.log_softmax(logits.float(), -1)
+    """Log-softmax in float32, ``z - lse(z)``: the one normalisation every metric starts from."""
+    z = logits.float()
+    return z - _normalise(z)[0][:, None]
 
 
 def kl_bits(final_logits: torch.Tensor, lens_logits: torch.Tensor) -> torch.Tensor:
     """Per-example KL(p_final || p_lens) in bits."""
-    return _kl(log_probs(final_logits), log_probs(lens_logits))
+    return _kl(FinalDist.of(final_logits), log_probs(lens_logits))
 
 
 def ce_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -33,28 +34,29 @@ def ce_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def entropy_bits(logits: torch.Tensor) -> torch.Tensor:
     """Per-example entropy of softmax(logits), in bits."""
-    return _entropy(log_probs(logits))
+    return _normalise(logits.float())[1]
 
 
-def _kl(
-    logp: torch.Tensor,
-    logq: torch.Tensor,
-    p: torch.Tensor | None = None,
-    neg_entropy: torch.Tensor | None = None,
-) -> torch.Tensor:
-    # sum p log p - sum p log q: two dot products, no [n, V] temporaries. p = exp(logp) and
-    # neg_entropy = sum p log p are passed where one final distribution serves many lenses.
-    p = logp.exp() if p is None else p
-    neg_entropy = torch.linalg.vecdot(p, logp) if neg_entropy is None else neg_entropy
-    return (neg_entropy - torch.linalg.vecdot(p, logq)) / LN2
+def _normalise(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lse, entropy_bits, top1)`` of float32 logits ``[n, V]``, in three passes over ``z``.
+
+    With ``e = exp(z - max z)``: ``lse = max z + log sum e`` and ``H = lse - e.z / sum e``;
+    ``q = softmax(z)`` itself is never materialised.
+    """
+    top, top1 = z.max(-1)  # the largest logit and its index (the first of ties) in one pass
+    e = (z - top[:, None]).exp_()
+    total = e.sum(-1)
+    lse = top + total.log()
+    return lse, (lse - torch.linalg.vecdot(e, z) / total) / LN2, top1
+
+
+def _kl(final: FinalDist, logq: torch.Tensor) -> torch.Tensor:
+    # sum p log p - sum p log q: exactly 0 where log q is the final log p itself
+    return (final.neg_entropy - torch.linalg.vecdot(final.p, logq)) / LN2
 
 
 def _ce(logq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -logq.gather(-1, targets.long()[:, None])[:, 0] / LN2
-
-
-def _entropy(logq: torch.Tensor) -> torch.Tensor:
-    return -torch.linalg.vecdot(logq.exp(), logq) / LN2
 
 
 def prior_ce_bits(train_targets: np.ndarray, held_out: np.ndarray, n_classes: int) -> np.ndarray:
@@ -69,9 +71,14 @@ def prior_ce_bits(train_targets: np.ndarray, held_out: np.ndarray, n_classes: in
 
 
 def rank_of(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Per-example rank of ``ids`` under ``logits`` (0 = top-1): count of larger logits."""
+    """Per-example rank of ``ids`` under ``logits`` (0 = top-1): count of larger logits.
+
+    The comparison is written as 0/1 floats and summed (exact below 2^24 classes): on a CPU
+    that is faster than summing a boolean tensor.
+    """
     chosen = logits.gather(-1, ids.long()[:, None])
-    return (logits > chosen).sum(-1, dtype=torch.int32).long()  # int32: no int64 [n, V] copy
+    larger = torch.gt(logits, chosen, out=torch.empty_like(logits, dtype=torch.float32))
+    return larger.sum(-1).long()
 
 
 def prediction_depth(top1: torch.Tensor, final_top1: torch.Tensor) -> torch.Tensor:
@@ -142,10 +149,11 @@ class LayerAccumulator:
         """
         if not isinstance(final, FinalDist):
             final = FinalDist.of(final)
-        top1 = lens_logits.argmax(-1)
-        logq = log_probs(lens_logits)
+        z = lens_logits.float()
+        lse, entropy, top1 = _normalise(z)
+        logq = z - lse[:, None]
         values = {
-            "kl_bits": _kl(final.logp, logq, final.p, final.neg_entropy),
+            "kl_bits": _kl(final, logq),
             "ce_bits": _ce(logq, targets),
             "top1_agree": (top1 == final.top1).float(),
             "top1_acc": (top1 == targets).float(),
@@ -156,14 +164,14 @@ class LayerAccumulator:
         self.sums["ce_bits"] += values["ce_bits"].double().sum().item()
         self.sums["top1_agree"] += values["top1_agree"].sum().item()
         self.sums["top1_acc"] += values["top1_acc"].sum().item()
-        self.sums["entropy_bits"] += _entropy(logq).double().sum().item()
-        ranks = rank_of(lens_logits, final.top1)
+        self.sums["entropy_bits"] += entropy.double().sum().item()
+        ranks = rank_of(z, final.top1)
         self.rank_hist["final_top1"] += np.bincount(
             ranks.cpu().numpy(), minlength=len(self.rank_hist["final_top1"])
         )
         if (inputs >= 0).all():
             self.has_inputs = True
-            ranks = rank_of(lens_logits, inputs)
+            ranks = rank_of(z, inputs)
             self.rank_hist["input"] += np.bincount(
                 ranks.cpu().numpy(), minlength=len(self.rank_hist["input"])
             )

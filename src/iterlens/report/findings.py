@@ -102,7 +102,8 @@ def findings(v: dict[str, Any]) -> list[Finding]:
     roles = v.get("roles", {})
     out: list[Finding] = []
     if "lm" in roles:
-        out += _lm(v, roles["lm"])
+        for lm in v.get("lms") or [roles["lm"]]:
+            out += _lm(v, lm, roles["lm"])
     if v["has"]["vision"] and "plain" in roles and "residual" in roles:
         out += _vision(v, roles["plain"], roles["residual"])
     out += [_rotated(v, fam) for fam in v.get("rotated_families", [])]
@@ -110,37 +111,49 @@ def findings(v: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def _lm(v: dict[str, Any], lm: str) -> list[Finding]:
-    """The findings on the table's first language model (means over layers 1..L-1)."""
+def _lm(v: dict[str, Any], lm: str, lead: str) -> list[Finding]:
+    """The findings on one language model (means over layers 1..L-1).
+
+    The lead LM's (the table's first) keys are ``lm.<finding>`` and its claims the plain names;
+    another LM's are ``lm.<name>.<finding>`` and ``<name>.<claim>``.
+    """
+    key = (lambda k: f"lm.{k}") if lm == lead else (lambda k: f"lm.{lm}.{k}")
+    claim = (lambda c: c) if lm == lead else (lambda c: f"{lm}.{c}")
     better = _pick(
         v,
-        "tuned_beats_logit",
+        claim("tuned_beats_logit"),
         "The tuned lens beats the logit lens at every layer",
         "The tuned lens does not beat the logit lens at every layer",
         "Which of the tuned and the logit lens is closer is not decided at every layer "
         "(a value is missing)",
     )
+    clear = ""
+    if _claim(v, claim("tuned_beats_logit")):
+        clear = {
+            True: ", the paired 95% interval of the difference below zero at each",
+            False: ", though at some layer the paired 95% interval of the difference reaches zero",
+        }.get(_claim(v, claim("tuned_beats_logit_clear")), "")
     out = [
         _finding(
-            "lm.tuned_vs_logit",
-            f"{better} of the trained LM "
+            key("tuned_vs_logit"),
+            f"{better} 0..L-1 of `{lm}`{clear} "
             f"(mean KL over layers 1..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
             f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits; at the embeddings, layer 0, "
-            f"{printed(v, f'{lm}.tuned_kl_layer0_bits')} vs "
-            f"{printed(v, f'{lm}.logit_kl_layer0_bits')}).",
+            f"{_ci(v, f'{lm}.tuned_kl_layer0_bits')} vs "
+            f"{_ci(v, f'{lm}.logit_kl_layer0_bits')}).",
         )
     ]
     trend = _pick(
         v,
-        "lm_far_worse",
+        claim("lm_far_worse"),
         "grows with distance",
         "does not grow with distance",
         "is not decided between near and far layers (a value is missing)",
     )
     out.append(
         _finding(
-            "lm.transfer",
-            f"The LM's transfer penalty {trend}: a layer's tuned lens "
+            key("transfer"),
+            f"The transfer penalty of `{lm}` {trend}: a layer's tuned lens "
             "moved one layer deeper loses "
             f"{_ci(v, f'{lm}.transfer_ce_penalty_adjacent_up_bits')} bits, one layer "
             f"shallower {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_down_bits')}, to far "
@@ -156,16 +169,16 @@ def _lm(v: dict[str, Any], lm: str) -> list[Finding]:
         f"; yet at {printed(v, f'{lm}.logit_beats_shared_layers')} of them the parameter-free "
         "logit lens is closer to the final distribution (paired 95% intervals), so a small "
         "shared-lens penalty there says little"
-        if _claim(v, "logit_beats_shared")
+        if _claim(v, claim("logit_beats_shared"))
         else ", and the logit lens is closer to the final distribution at none of them "
         "(paired 95% intervals)"
-        if _claim(v, "logit_beats_shared") is False
+        if _claim(v, claim("logit_beats_shared")) is False
         else " (its comparison with the logit lens is not decided: a value is missing)"
     )
     out.append(
         _finding(
-            "lm.shared",
-            "One shared translator, fitted on layers 1..L-1, serves them within "
+            key("shared"),
+            f"One shared translator of `{lm}`, fitted on layers 1..L-1, serves them within "
             f"{printed(v, f'{lm}.shared_penalty_inner_min')}–"
             f"{printed(v, f'{lm}.shared_penalty_inner_max')} bits of their own tuned lenses"
             f"{beaten}. At the embeddings (layer 0), where it is not fitted, the shared lens "
@@ -175,8 +188,8 @@ def _lm(v: dict[str, Any], lm: str) -> list[Finding]:
     if f"{lm}_random.probe_best_top1_acc" in v["values"]:
         out.append(
             _finding(
-                "untrained.lm",
-                "The untrained LM's final distribution carries almost no information "
+                "untrained.lm" if lm == lead else f"untrained.lm.{lm}",
+                f"The untrained twin of `{lm}` has a final distribution with almost no information "
                 "beyond the unigram prior, so every number derived from it (KL to final, the "
                 "tuned and shared lenses fitted to it, transfer) is reported as not "
                 "informative (n.i.), never as a number; its free probes, which need no final "

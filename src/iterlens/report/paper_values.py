@@ -84,11 +84,16 @@ def _headline(vals: Values, models: list[str]) -> None:
 
 def _layers(vals: Values, model: str) -> dict[str, Any]:
     table = A.LENS_METRICS.format(model=model)
-    n_layers = int(read_table(vals.root / table)["layer"].max())
+    frame = read_table(vals.root / table)
+    n_layers = int(frame["layer"].max())
+    measured = set(zip(frame["lens"], frame["layer"], strict=True))
     rows = []
     for label, lens, column, minus in LAYER_ROWS:
         names = []
         for layer in range(n_layers + 1):
+            if (lens, layer) not in measured:  # a probe on a layer subset: printed as absent
+                names.append(f"{model}.{lens}.{column}{'_penalty' if minus else ''}.layer{layer}")
+                continue
             name = f"{model}.{lens}.{column}{'_penalty' if minus else ''}.layer{layer}"
             spec = {
                 "table": table,
@@ -132,6 +137,17 @@ def _layers(vals: Values, model: str) -> dict[str, Any]:
         },
         "max over layers 0..L-1 of tuned minus logit-lens KL",
     )
+    if "kl_minus_logit_bits_hi" in frame.columns:
+        vals.add(
+            f"{model}.tuned_minus_logit_kl_hi_max",
+            {
+                "table": table,
+                "where": {"lens": "tuned", "layer": below},
+                "column": "kl_minus_logit_bits_hi",
+                "agg": "max",
+            },
+            "max over layers 0..L-1 of the upper 95% bound of tuned minus logit-lens KL (paired)",
+        )
     for end, layer in (("first", 0), ("last", n_layers)):
         vals.add(
             f"{model}.probe_top1_acc_{end}",
@@ -167,28 +183,37 @@ def _simple_table(vals: Values, table: str, key: str) -> list[str]:
     return list(frame[key])
 
 
-def _claims(vals: Values, roles: dict[str, str]) -> None:
-    """The claims the argument reads, over the models of each role.
+def lm_claim(name: str, lm: str, lead: str) -> str:
+    """The name of an LM's claim: ``name`` for the lead LM (role ``lm``), else ``<lm>.<name>``."""
+    return name if lm == lead else f"{lm}.{name}"
+
+
+def _lm_claims(vals: Values, lm: str, lead: str) -> None:
+    """The claims read about one language model (named by :func:`lm_claim`)."""
+    for name, left, op, right, says in (
+        ("tuned_beats_logit", f"{lm}.tuned_minus_logit_kl_max", "<", 0.0,
+         f"the tuned lens has lower KL than the logit lens at every layer 0..L-1 of {lm}"),
+        ("tuned_beats_logit_clear", f"{lm}.tuned_minus_logit_kl_hi_max", "<", 0.0,
+         "... and at every one of them the paired 95% interval of the difference is below 0"),
+        ("lm_far_worse", f"{lm}.transfer_ce_penalty_far_bits", ">",
+         f"{lm}.transfer_ce_penalty_adjacent_bits", f"{lm}'s transfer is worse between far layers"),
+        ("logit_beats_shared", f"{lm}.logit_beats_shared_layers", ">", 0,
+         f"at some layer of 1..L-1 the parameter-free logit lens is closer to {lm}'s final "
+         "distribution than the shared lens (paired 95% interval above zero)"),
+    ):  # fmt: skip
+        vals.claim(lm_claim(name, lm, lead), left, op, right, says)
+
+
+def _claims(vals: Values, roles: dict[str, str], lms: Sequence[str] = ()) -> None:
+    """The claims the argument reads, over the models of each role and every trained LM.
 
     Roles are those of :meth:`iterlens.models.studied.Study.roles`; a claim whose role is
-    absent holds None.
+    absent holds None. ``lms``: the language models of the table (the lead first).
     """
     c = vals.claim
     lm, plain, residual = (roles.get(r, f"<no {r}>") for r in ("lm", "plain", "residual"))
-    c(
-        "tuned_beats_logit",
-        f"{lm}.tuned_minus_logit_kl_max",
-        "<",
-        0.0,
-        f"the tuned lens has lower KL than the logit lens at every layer 0..L-1 of {lm}",
-    )
-    c(
-        "lm_far_worse",
-        f"{lm}.transfer_ce_penalty_far_bits",
-        ">",
-        f"{lm}.transfer_ce_penalty_adjacent_bits",
-        f"{lm}'s transfer is worse between far layers",
-    )
+    for model in lms or [lm]:
+        _lm_claims(vals, model, lm)
     c(
         "residual_transfers_better",
         f"{residual}.transfer_ce_penalty_adjacent_bits",
@@ -217,14 +242,6 @@ def _claims(vals: Values, roles: dict[str, str]) -> None:
         f"{plain}.transfer_ce_penalty_adjacent_frac",
         f"{lm} loses less of its information gain between adjacent layers than {plain} "
         "(a 4096-way and a 10-way model compared only on the normalised scale)",
-    )
-    c(
-        "logit_beats_shared",
-        f"{lm}.logit_beats_shared_layers",
-        ">",
-        0,
-        f"at some layer of 1..L-1 the parameter-free logit lens is closer to {lm}'s final "
-        "distribution than the shared lens (paired 95% interval above zero)",
     )
     for role in ("lm", "plain", "residual"):
         net = roles.get(role, f"<no {role}>")
@@ -281,7 +298,8 @@ def collect(
     seed_rows = control_values.seeds(  # (the plain adjacent penalty: the CNN claim reads it)
         vals, HEADLINE_COLUMNS + frac_columns + ["transfer_ce_penalty_adjacent_bits"]
     )
-    _claims(vals, roles)
+    lms = [m.name for m in study.of_domain("lm") if m.name in models]
+    _claims(vals, roles, lms)
     rotated = control_values.rotated(vals)
     dose = control_values.dose(vals)
     out = {
@@ -298,6 +316,7 @@ def collect(
         },
         "models": models,
         "roles": roles,
+        "lms": lms,
         "studied": study.describe(),
         "headline_columns": list(HEADLINE_COLUMNS) + frac_columns,
         "seed_rows": seed_rows,
