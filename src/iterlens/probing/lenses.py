@@ -31,7 +31,14 @@ from tuned_lens.nn.lenses import TunedLensConfig
 from iterlens import artifacts
 from iterlens.artifacts import LENS_KINDS
 from iterlens.io import atomic_path, fingerprint, load_safetensors, save_safetensors
-from iterlens.probing.metrics import LN2, PER_EXAMPLE, FinalDist, LayerAccumulator, prediction_depth
+from iterlens.probing.metrics import (
+    LN2,
+    PER_EXAMPLE,
+    FinalDist,
+    LayerAccumulator,
+    batch_rows,
+    prediction_depth,
+)
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -190,13 +197,15 @@ def evaluate_lenses(
     lenses: dict[str, nn.Module],
     store: ActivationStore,
     readout: Readout,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     progress: bool = True,
     examples: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every lens at every layer in one pass over ``store``.
 
     Args:
+        batch_size: examples per batch; default :func:`~iterlens.probing.metrics.batch_rows`
+            (1,024, fewer for a large vocabulary).
         examples: if given, filled with the per-example values ``f"{lens}.{metric}"``
             ``[n, L + 1]`` (float32, store order) of every :data:`~iterlens.probing.metrics.
             PER_EXAMPLE` metric, the input of the bootstrap.
@@ -206,6 +215,7 @@ def evaluate_lenses(
         count of examples with that prediction depth and their mean final CE in bits.
     """
     store.check_readout(readout.fingerprint())
+    batch_size = batch_size or batch_rows(readout.n_classes, 1024)
     n_layers = store.n_layers
     layers_of = {name: lens_layers(lens, n_layers) for name, lens in lenses.items()}
     acc = {

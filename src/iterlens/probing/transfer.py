@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from iterlens.probing.metrics import LN2, FinalDist
+from iterlens.probing.metrics import LN2, FinalDist, batch_rows
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
 
@@ -109,7 +109,7 @@ def transfer_group_sums(
     store: ActivationStore,
     readout: Readout,
     groups: np.ndarray | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: bool = True,
     layers: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
@@ -119,12 +119,15 @@ def transfer_group_sums(
         groups: ``[n]`` group id of every example in store order (documents, images);
             ``None``: one group.
         layers: the layers measured (see :func:`transfer_sums`); unmeasured pairs are NaN.
+        batch_size: default :func:`~iterlens.probing.metrics.batch_rows` (256, fewer for a
+            large vocabulary).
 
     Returns:
         The :data:`TRANSFER_SUMS` as ``[G, L+1, L+1]`` sums and ``"count"`` ``[G]``, groups in
         sorted order of their ids.
     """
     store.check_readout(readout.fingerprint())
+    batch_size = batch_size or batch_rows(readout.n_classes, 256)
     n = store.n_layers + 1
     if groups is None:
         groups = np.zeros(store.n_examples, np.int64)
@@ -182,7 +185,7 @@ def transfer_matrix(
     lens: nn.Module,
     store: ActivationStore,
     readout: Readout,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Long table with one row per (i, j): CE and KL of lens i on layer j, and penalties."""
