@@ -6,9 +6,13 @@ the run, and the share of the run's core-seconds taken by the jobs whose message
 ``--part`` (default: the rotated twins), with that share of the wall time. On a DAG that keeps
 every core busy, that share is what those jobs add to the wall time, whatever order they ran in.
 
+``--list`` also prints every matching job (rule, seconds, message); ``--out FILE`` writes
+the whole report there too, headed by the date and the machine, for the docs to quote.
+
 Usage::
 
     python benchmarks/job_times.py . --cores 2
+    python benchmarks/job_times.py . --part smollm2 --list --out benchmarks/results/smollm2_jobs.txt
 
 Threads per job are not in the log: ``--threads rule=N`` (repeatable) sets them; the default is
 the default run's on 2 cores (``train_lm`` and ``vocab`` 2, every other rule 1).
@@ -17,6 +21,8 @@ the default run's on 2 cores (``train_lm`` and ``vocab`` 2, every other rule 1).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import re
 from collections import defaultdict
 from datetime import datetime
@@ -51,7 +57,10 @@ def main() -> None:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--threads", action="append", default=[], help="rule=N (default: see above)")
     p.add_argument("--part", default="rotated", help="jobs whose message contains this (any case)")
+    p.add_argument("--list", action="store_true", help="print every matching job")
+    p.add_argument("--out", type=Path, help="also write the report to this file")
     args = p.parse_args()
+    lines: list[str] = []
     log = args.run
     if log.is_dir():
         logs = sorted((log / ".snakemake" / "log").glob("*.snakemake.log"))
@@ -66,6 +75,7 @@ def main() -> None:
     busy = [0] * wall
     per_rule: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     total = part = 0.0
+    matching = []
     for j in jobs:
         seconds = (j["end"] - j["start"]).total_seconds()
         n = threads.get(j["rule"], 1)
@@ -74,19 +84,32 @@ def main() -> None:
         total += seconds * n
         if args.part.lower() in j["message"].lower() or args.part.lower() in j["rule"]:
             part += seconds * n
+            matching.append((j["rule"], seconds, j["message"]))
         first, last = ((j[k] - t0).total_seconds() for k in ("start", "end"))
         for t in range(int(first), int(last)):
             busy[t] += n
     idle = sum(max(0, args.cores - b) for b in busy)
-    print(f"{log}: {len(jobs)} jobs, wall {wall} s (first start to last finish)")
-    print(f"{'rule':26s} {'jobs':>4s} {'job-s':>7s}")
+    say = lines.append
+    say(f"{log.name}: {len(jobs)} jobs, wall {wall} s (first start to last finish)")
+    say(f"{'rule':26s} {'jobs':>4s} {'job-s':>7s}")
     for rule, (n, seconds) in sorted(per_rule.items(), key=lambda kv: -kv[1][1]):
-        print(f"{rule:26s} {n:4d} {seconds:7.0f}")
-    print(f"core-seconds {total:.0f}; idle {idle} of {args.cores * wall} core-seconds of the wall")
-    print(
+        say(f"{rule:26s} {n:4d} {seconds:7.0f}")
+    say(f"core-seconds {total:.0f}; idle {idle} of {args.cores * wall} core-seconds of the wall")
+    say(
         f"jobs matching {args.part!r}: {part:.0f} core-seconds, {part / total:.1%} of the run, "
         f"{part / total * wall:.0f} s of its wall time"
     )
+    if args.list:
+        say("")
+        say(f"{'rule':26s} {'s':>6s}  message")
+        for rule, seconds, message in sorted(matching, key=lambda m: -m[1]):
+            say(f"{rule:26s} {seconds:6.0f}  {message}")
+    print("\n".join(lines))
+    if args.out:
+        started = t0.strftime("%Y-%m-%d %H:%M")
+        head = f"# run started {started}; {platform.machine()}, {os.cpu_count()} cores"
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join([head, *lines]) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,15 @@ machine slows both alike; the wall-time ratio is reported per round.
 Stores missing from ``--lensfit-store`` / ``--eval-store`` are extracted first (timed
 apart: the extraction of the lens-fit store is the price of iterlens's cache).
 
-Usage (the default reference LM of a finished default run)::
+Any studied LM of the config can be the model (``--model``): its own tokenizer, sequence length
+and settings (the entry's ``overrides``) are used on both sides.
+
+Usage (the reference LM, then SmolLM2, of a finished default run)::
 
     benchmarks/tuned_lens_env.sh /tmp/tl-env
-    python benchmarks/tuned_lens_trainer.py --run results --out /tmp/tl-bench
+    python benchmarks/tuned_lens_trainer.py --run . --out /tmp/tl-bench
+    python benchmarks/tuned_lens_trainer.py --run . --model smollm2 --tl-steps 10 \
+        --tl-tokens-per-step 1024 --tl-batch 4 --out /tmp/tl-bench-smollm2
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 
 from iterlens import artifacts
 from iterlens.config import load_config
+from iterlens.models.studied import Study
 from iterlens.probing.lenses import evaluate_lenses, load_lens, make_tuned_lens
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
@@ -80,20 +86,22 @@ def ensure_store(split: str, folder: Path, run: Path, model: str, n_tokens: int)
     from iterlens.probing.readout import readout_from_model
     from iterlens.probing.store import finalize_store
 
-    cfg = load_config(args.config)["extract"]
+    cfg = model_config()["extract"]
+    tokenizer = model_tokenizer()
     t0 = time.perf_counter()
     lm = load_model_dir(run / artifacts.MODEL_DIR.format(model=model)).eval()
     readout = readout_from_model(lm)
     count = extract_lm_store(
         lm,
         readout,
-        load_tokenizer(run / artifacts.TOKENIZER_DIR.format(tokenizer="lm")),
-        load_tokens(run / artifacts.TOKENS.format(tokenizer="lm", split=split)),
+        load_tokenizer(run / artifacts.TOKENIZER_DIR.format(tokenizer=tokenizer)),
+        load_tokens(run / artifacts.TOKENS.format(tokenizer=tokenizer, split=split)),
         folder,
         seq_len=cfg["seq_len"],
         n_tokens=n_tokens,
         shard_tokens=cfg["shard_tokens"],
         batch_size=cfg["batch_size"],
+        skip_positions=cfg["skip_positions"],
         store_dtype=getattr(torch, cfg["lensfit_dtype"]) if split == "lensfit" else torch.float32,
     )
     finalize_store(folder, count, readout.fingerprint(), "lm")
@@ -101,11 +109,22 @@ def ensure_store(split: str, folder: Path, run: Path, model: str, n_tokens: int)
     return time.perf_counter() - t0
 
 
+def model_config() -> dict:
+    """The config as ``--model`` runs under it (its entry's overrides merged)."""
+    config = load_config(args.config)
+    return Study.of(config).config_of(args.model, config)
+
+
+def model_tokenizer() -> str:
+    """The name of the tokenizer ``--model`` reads."""
+    return Study.of(load_config(args.config)).tokenizer_of(args.model)
+
+
 def tokenizer_for_transformers_4(run: Path, out: Path) -> Path:
     """The run's tokenizer, with a config transformers 4.46 can load (``tokenizer.json``)."""
     folder = out / "tokenizer-tf4"
     folder.mkdir(exist_ok=True)
-    src = run / artifacts.TOKENIZER_DIR.format(tokenizer="lm")
+    src = run / artifacts.TOKENIZER_DIR.format(tokenizer=model_tokenizer())
     (folder / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
     config = json.loads((src / "tokenizer_config.json").read_text())
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
@@ -115,7 +134,7 @@ def tokenizer_for_transformers_4(run: Path, out: Path) -> Path:
 
 def tuned_lens_cmd(tl_out: Path, run: Path, tokenizer: Path) -> list[str]:
     """tuned-lens's own training CLI, its defaults but for budget and batch shape."""
-    cfg = load_config(args.config)
+    cfg = model_config()
     return [
         f"{args.tl_env}/bin/python",
         "-m",
@@ -128,7 +147,7 @@ def tuned_lens_cmd(tl_out: Path, run: Path, tokenizer: Path) -> list[str]:
         "--data.name",
         str(run / artifacts.CORPUS.format(split="train")),
         "--max_length",
-        str(cfg["lm"]["seq_len"]),
+        str(cfg["extract"]["seq_len"]),
         "--num_steps",
         str(args.tl_steps),
         "--tokens_per_step",
@@ -155,7 +174,7 @@ def main() -> None:
     probed = run / artifacts.PROBED_DIR.format(model=args.model)
     fit_store = Path(args.lensfit_store or probed / "acts" / "lensfit")
     eval_store = Path(args.eval_store or probed / "acts" / "eval")
-    ex = load_config(args.config)["extract"]
+    ex = model_config()["extract"]
     t_extract = ensure_store("lensfit", fit_store, run, args.model, ex["lensfit_tokens"])
     ensure_store("eval", eval_store, run, args.model, args.eval_tokens)
     readout_path = (
@@ -181,6 +200,8 @@ def main() -> None:
                 "fit-lenses",
                 "--config",
                 args.config,
+                "--cfg",
+                json.dumps({k: model_config()[k] for k in ("seed", "lens", "probe")}),
                 "--threads",
                 n_threads,
                 "--kinds",

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -95,3 +96,22 @@ def test_accumulator_values_equal_the_metric_functions_with_a_shared_final():
     acc = LayerAccumulator(7)
     acc.update(lens, final, targets, inputs)
     assert acc.result()["entropy_bits"] == pytest.approx(float(entropy_bits(lens).mean()))
+
+
+def test_evaluation_batches_shrink_with_the_vocabulary_and_leave_the_values_alone(
+    tmp_path, small_readout
+):
+    from conftest import layered_store
+
+    from iterlens.probing.lenses import LogitLens, evaluate_lenses
+    from iterlens.probing.metrics import CACHE_FLOATS, batch_rows
+
+    assert batch_rows(10, 1024) == 1024 and batch_rows(4096, 1024) == 1024  # kept
+    assert batch_rows(4096, 256) == 256
+    assert batch_rows(49152, 1024) == 64 and 64 * 49152 <= CACHE_FLOATS < 128 * 49152
+    assert batch_rows(262144, 1024) == 16 and batch_rows(2**30, 1024) == 1
+    store = layered_store(tmp_path / "store", small_readout, n=100, n_layers=2)
+    lens = {"logit": LogitLens(small_readout)}
+    big, _ = evaluate_lenses(lens, store, small_readout, batch_size=1024, progress=False)
+    small, _ = evaluate_lenses(lens, store, small_readout, batch_size=7, progress=False)
+    pd.testing.assert_frame_equal(big, small, check_exact=False, rtol=1e-12)
