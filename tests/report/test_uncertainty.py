@@ -159,3 +159,13 @@ def test_informative_model_keeps_its_kl_rows():
     assert table["kl_frac"].to_numpy() == pytest.approx(0.25)  # 0.5 bits / 2 bits
     shared = table[table.lens == "shared"].set_index("layer")
     assert shared.loc[1, "ce_minus_tuned_bits"] == pytest.approx(0.25)
+
+
+def test_a_probe_on_a_layer_subset_is_summarised_over_its_own_layers():
+    ex = hand_built(prior_bits=3.0, final_ce_bits=1.0)
+    acc = ex.values["probe.top1_acc"]
+    acc[:] = np.nan  # probed at layers 1 and 2 only
+    acc[:, 1], acc[:, 2] = 0.25, 0.75
+    row = headline_row("subset", ex)
+    assert row["probe_best_top1_acc"] == pytest.approx(0.75)
+    assert row["probe_plateau_layer"] == 2

@@ -204,11 +204,12 @@ def headline_row(name: str, ex: Examples) -> dict:
     row["logit_beats_shared_layers"] = np.nan if blank else len(worse)
     row["shared_beats_logit_layers"] = np.nan if blank else len(better)
     row["logit_beats_shared_at"] = "" if blank else " ".join(str(x) for x in worse)
-    put("probe_best_top1_acc", lambda m: m["probe.top1_acc"].max(1), False)
+    # a probe on a layer subset is NaN at the other layers: reduced over its own layers
+    put("probe_best_top1_acc", lambda m: np.nanmax(m["probe.top1_acc"], 1), False)
 
     def plateau(m):
         acc = m["probe.top1_acc"]
-        return np.argmax(acc >= acc.max(1, keepdims=True) - 0.01, axis=1).astype(float)
+        return np.argmax(acc >= np.nanmax(acc, 1, keepdims=True) - 0.01, axis=1).astype(float)
 
     put("probe_plateau_layer", plateau, False)
     return row
