@@ -61,8 +61,8 @@ def _ce(logq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 CACHE_FLOATS = 2**22
 """Logits one batch of an evaluation holds (16 MiB of float32): a batch that stays in cache
-makes the per-row passes over a large vocabulary about 2.5 times faster than 1,024 rows of
-49,152 words (``benchmarks/evaluate_batch.py``)."""
+makes the per-row passes over a large vocabulary faster than 1,024 rows do
+(``benchmarks/evaluate_batch.py``; its result in ``benchmarks/results/evaluate_batch.json``)."""
 
 
 def batch_rows(n_classes: int, most: int) -> int:
