@@ -238,7 +238,7 @@ def _vision(v: dict[str, Any], plain_net: str, resid: str) -> list[Finding]:
         out.append(
             _finding(
                 "vision.lm_vs_plain",
-                f"On the normalised scale only, the LM loses {less} of its information "
+                f"On the normalised scale only, `{lm}` loses {less} of its information "
                 "gain between adjacent layers "
                 f"({printed(v, f'{lm}.transfer_ce_penalty_adjacent_frac')}) than the plain CNN "
                 f"({printed(v, f'{plain_net}.transfer_ce_penalty_adjacent_frac')}).",

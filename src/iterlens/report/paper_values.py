@@ -241,7 +241,7 @@ def _claims(vals: Values, roles: dict[str, str], lms: Sequence[str] = ()) -> Non
         "<",
         f"{plain}.transfer_ce_penalty_adjacent_frac",
         f"{lm} loses less of its information gain between adjacent layers than {plain} "
-        "(a 4096-way and a 10-way model compared only on the normalised scale)",
+        "(a model over a vocabulary and a 10-way one compared only on the normalised scale)",
     )
     for role in ("lm", "plain", "residual"):
         net = roles.get(role, f"<no {role}>")
