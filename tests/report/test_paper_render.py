@@ -126,7 +126,7 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
     assert "This run has no vocabulary-space analysis" in text
     assert "This run has no rotated twins" in text
     assert "Its lenses and probes are trained on 100 lens-fit tokens" in text
-    assert "with AdamW, 30 steps of 16 examples (40 for probes) unless a model's own" in text
+    assert "with AdamW, 30 steps of 16 examples (40 for probes) unless a model" in text
     assert "Intervals are shown as value [low, high]" in text
 
 
