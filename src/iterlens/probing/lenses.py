@@ -121,18 +121,23 @@ class FreeProbe(nn.Module):
         return self.heads[str(idx)](h)
 
 
-def probe_layers(n_layers: int, layers: Sequence[int] | None = None) -> list[int]:
-    """The layers a free probe has heads at: ``layers``, or every layer ``0..L``.
+def layer_subset(n_layers: int, layers: Sequence[int] | None, what: str) -> list[int]:
+    """``layers`` sorted and checked against ``0..L`` (``None``: every layer ``0..L``).
 
     Raises:
-        ValueError: a layer outside ``0..L``.
+        ValueError: a layer outside ``0..L``, named as ``what`` layer.
     """
     if layers is None:
         return list(range(n_layers + 1))
     bad = [k for k in layers if not 0 <= k <= n_layers]
     if bad:
-        raise ValueError(f"probe layer {bad[0]} is not a layer of this model (0..{n_layers})")
+        raise ValueError(f"{what} layer {bad[0]} is not a layer of this model (0..{n_layers})")
     return sorted(set(layers))
+
+
+def probe_layers(n_layers: int, layers: Sequence[int] | None = None) -> list[int]:
+    """The layers a free probe has heads at: ``layers``, or every layer ``0..L``."""
+    return layer_subset(n_layers, layers, "probe")
 
 
 def lens_layers(lens: nn.Module, n_layers: int) -> list[int]:

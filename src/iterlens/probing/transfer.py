@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from iterlens.probing.lenses import layer_subset
 from iterlens.probing.metrics import LN2, FinalDist, batch_rows
 from iterlens.probing.readout import Readout
 from iterlens.probing.store import ActivationStore
@@ -43,19 +44,13 @@ def _logsumexp_(x: torch.Tensor) -> torch.Tensor:
     return x.sub_(top).exp_().sum(-1).log_().add_(top[..., 0])
 
 
-@torch.no_grad()
 def transfer_layers(n_layers: int, layers: Sequence[int] | None = None) -> list[int]:
     """The layers a transfer matrix is measured on: ``layers`` and the last, or all ``0..L``.
 
     Raises:
         ValueError: a layer outside ``0..L``.
     """
-    if layers is None:
-        return list(range(n_layers + 1))
-    bad = [k for k in layers if not 0 <= k <= n_layers]
-    if bad:
-        raise ValueError(f"transfer layer {bad[0]} is not a layer of this model (0..{n_layers})")
-    return sorted(set(layers) | {n_layers})
+    return sorted(set(layer_subset(n_layers, layers, "transfer")) | {n_layers})
 
 
 def transfer_sums(
