@@ -216,3 +216,61 @@ def test_dataset_repo_activations_in_half_precision(tiny_results, tmp_path):
     half = out / "activations" / "lm_eval" / "shard-00000.safetensors"
     assert manifest["shards"][0]["sha256"] == hashlib.sha256(half.read_bytes()).hexdigest()
     assert "Activations" in (out / "README.md").read_text()
+
+
+def test_a_gguf_model_repo_names_its_file_and_ships_no_weights(tiny_results, tmp_path):
+    """The weights of a GGUF model are rebuilt from the pinned file, not re-published."""
+    import shutil
+
+    from iterlens.models.gguf import SOURCE_FILE
+
+    root = tmp_path / "results"
+    shutil.copytree(tiny_results, root)
+    source = {
+        "file": "tiny-q4.gguf",
+        "size": 2_500_000,
+        "sha256": "ab" * 32,
+        "architecture": "gpt2",
+        "model_type": "gpt2",
+        "name": "tiny",
+        "quantization": "MOSTLY_Q4_K_M",
+        "n_tensors": 40,
+        "dtype": "float32",
+        "origin": "tiny_gguf_pkg",
+    }
+    (root / "models" / "lm" / SOURCE_FILE).write_text(json.dumps(source))
+    metrics = tmp_path / "metrics.csv"
+    metrics_table(3, intervals=True).to_csv(metrics, index=False)
+    out = stage_model_repo(
+        "lm",
+        root / "models" / "lm",
+        root / "probed" / "lm" / "lenses",
+        root / "probed" / "lm" / "readout.safetensors",
+        metrics,
+        tmp_path / REPO,
+        NAMESPACE,
+        PREFIX,
+        "lm",
+        license="apache-2.0",
+    )
+    files = {p.name for p in out.iterdir() if p.is_file()}
+    assert {"config.json", SOURCE_FILE} <= files
+    assert not files & {"model.safetensors", "tokenizer.json"}
+    meta, text = front_matter(out / "README.md")
+    assert meta["license"] == "apache-2.0" and "quantized" in meta["tags"]
+    assert "tiny-q4.gguf" in text and "ab" * 32 in text and "MOSTLY_Q4_K_M" in text
+    weights = (root / "models" / "lm" / "model.safetensors").stat().st_size
+    assert f"dequantized copy is {weights / 1e6:.0f} MB" in text
+    assert "iterlens record-lm --source gguf --path tiny_gguf_pkg --out model" in text
+    assert 'AutoModelForCausalLM.from_pretrained("model")' in text
+    # the per-layer KL of model-index carries its interval
+    (result,) = meta["model-index"][0]["results"]
+    kl0 = next(m for m in result["metrics"] if m["name"] == "tuned lens KL to final, layer 0 (bits)")
+    assert kl0["args"] == {"ci95_low": pytest.approx(3.9), "ci95_high": pytest.approx(4.1)}
+
+
+def test_tuned_lens_users_are_told_the_final_norm_only_where_tuned_lens_lacks_it():
+    from iterlens.hub.cards import tuned_lens_final_norm
+
+    assert tuned_lens_final_norm("gpt2") is None and tuned_lens_final_norm("llama") is None
+    assert tuned_lens_final_norm("gemma3_text") == "model.norm"

@@ -234,6 +234,12 @@ def released_model_domain(wildcards):
     return STUDY.entry_of(REPO_OF[wildcards.repo]).domain
 
 
+def released_model_license(wildcards):
+    """``--license`` of a model whose entry names its weights' license; nothing otherwise."""
+    license = STUDY.entry_of(REPO_OF[wildcards.repo]).license
+    return f"--license {license}" if license else ""
+
+
 def release_tables(wildcards):
     """Every table the run writes (the dataset repo waits for all of them)."""
     tables = [t for t in TARGETS if t.endswith(".csv")]

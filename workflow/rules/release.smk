@@ -24,6 +24,7 @@ rule stage_model_repo:
         cfg=cfg("release"),
         model=released_model_name,
         domain=released_model_domain,
+        license=released_model_license,
     resources:
         mem_mb=2000,
     log:
@@ -32,7 +33,8 @@ rule stage_model_repo:
         "Stage the Hub model repo of {params.model}: model, lenses, model card"
     shell:
         "iterlens stage-release --cfg {params.cfg} --model {params.model} "
-        "--domain {params.domain} --results results --out {output} > {log} 2>&1"
+        "--domain {params.domain} {params.license} --results results --out {output} "
+        "> {log} 2>&1"
 
 
 rule stage_dataset_repo:

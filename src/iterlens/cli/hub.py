@@ -28,6 +28,7 @@ RELEASED_LENS_ARGS = (
         "table); without it, the dataset repo",
     ),
     arg("--domain", choices=["lm", "vision"], default="lm", help="the --model's domain"),
+    arg("--license", help="the --model's weights' Hub license id, which its lenses' card takes"),
     arg("--results", default="results", help="the run's results folder"),
     arg("--models", nargs="*", default=[], help="released models (linked from the dataset card)"),
     arg(
@@ -59,6 +60,7 @@ def stage_release(args):
             rel["namespace"],
             rel["prefix"],
             "cnn" if args.domain == "vision" else "lm",
+            license=args.license,
         )
     else:
         acts = {m: path(artifacts.STORE_DIR, model=m, split="eval") for m in args.activations_of}

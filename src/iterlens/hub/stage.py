@@ -1,7 +1,8 @@
 """Stage the release: one complete folder per Hub repo under ``results/release/``.
 
 A model repo per studied model holds the model (``save_pretrained``, safetensors, with a
-tokenizer that transformers 4.x and 5.x both load), its tuned lens in the ``tuned_lens``
+tokenizer that transformers 4.x and 5.x both load; for a model converted from a GGUF file,
+only its config and ``gguf_source.json``, see :func:`_copy_model`), its tuned lens in the ``tuned_lens``
 layout (``lens/<name>/config.json`` + ``params.pt``, ``unembed_hash`` filled in), every
 lens as safetensors with a JSON config, the readout, and a model card. The dataset repo
 holds every table as Parquet, the document ids of each split and, optionally, the eval
@@ -22,6 +23,7 @@ from iterlens import artifacts as A
 from iterlens.data.text import portable_tokenizer_config
 from iterlens.hub import cards
 from iterlens.io import atomic_path, read_json
+from iterlens.models.gguf import SOURCE_FILE
 from iterlens.models.lm import RESIDUAL_KEY
 from iterlens.probing.readout import Readout
 
@@ -38,18 +40,32 @@ def repo_id(namespace: str, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-def _copy_model(model_dir: Path, out: Path) -> str | None:
-    """Copy the model's files; return the base model name when it is not ours (source.json)."""
+def _copy_model(model_dir: Path, out: Path) -> tuple[str | None, dict | None]:
+    """Copy the model's files; return its base model name (when not ours) and GGUF source.
+
+    A Hub model (``source.json``) is named, not copied. A model converted from a GGUF file
+    (``gguf_source.json``) ships its config and source description but not its weights: they
+    are the dequantized copy of a public file whose sha256 the card gives, several times its
+    size in float32, and under the terms of their own license; the card says how to rebuild
+    them. A model trained here ships in full.
+    """
     source = model_dir / "source.json"
     if source.exists():
-        return read_json(source)["name_or_path"]
+        return read_json(source)["name_or_path"], None
     if not (model_dir / "model.safetensors").exists():
         raise FileNotFoundError(f"no model.safetensors in {model_dir}")
+    gguf = model_dir / SOURCE_FILE
+    if gguf.exists():
+        for name in ("config.json", SOURCE_FILE):
+            shutil.copy2(model_dir / name, out / name)
+        described = read_json(gguf)
+        weights = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+        return None, {**described, "dequantized_bytes": weights}
     for path in sorted(model_dir.iterdir()):
         if path.is_file() and path.suffix in (".json", ".safetensors", ".txt", ".model"):
             shutil.copy2(path, out / path.name)
     portable_tokenizer_config(out)
-    return None
+    return None, None
 
 
 def _copy_lenses(lens_root: Path, readout: Readout, out: Path, rid: str, lens_name: str) -> None:
@@ -82,6 +98,7 @@ def stage_model_repo(
     namespace: str,
     prefix: str,
     domain: str,
+    license: str | None = None,
 ) -> Path:
     """Stage the Hub model repo of one studied model into ``out``.
 
@@ -91,6 +108,8 @@ def stage_model_repo(
         lens_root: folder holding ``tuned/``, ``shared/`` and ``probe/`` lenses.
         metrics_path: its per-layer ``lens_metrics`` table.
         domain: ``lm`` or ``cnn``.
+        license: the Hub license id of the model's weights, which its lenses follow (they are
+            fitted to its outputs); None: the package's own.
     """
     name = repo_name(prefix, model)
     rid = repo_id(namespace, name)
@@ -98,11 +117,12 @@ def stage_model_repo(
     metrics = pd.read_csv(metrics_path)
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        base = _copy_model(Path(model_dir), tmp)
+        base, gguf = _copy_model(Path(model_dir), tmp)
         _copy_lenses(Path(lens_root), readout, tmp, rid, name)
         shutil.copy2(readout_path, tmp / A.READOUT)
         config = tmp / "config.json"
-        skips = read_json(config).get(RESIDUAL_KEY, True) if config.exists() else True
+        model_config = read_json(config) if config.exists() else {}
+        skips = model_config.get(RESIDUAL_KEY, True)
         card = cards.model_card(
             rid,
             repo_id(namespace, f"{prefix}-results"),
@@ -111,6 +131,9 @@ def stage_model_repo(
             metrics,
             base_model=base,
             residual=skips,
+            gguf=gguf,
+            license=license,
+            model_type=model_config.get("model_type") if domain == "lm" else None,
         )
         card.save(tmp / "README.md")
         (tmp / A.RELEASE_META).write_text(

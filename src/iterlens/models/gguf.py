@@ -305,12 +305,14 @@ def convert_gguf(
     dtype: torch.dtype = torch.float32,
     sha256: str | None = None,
     size: int | None = None,
+    origin: str | None = None,
 ) -> dict:
     """Convert a GGUF file into a ``save_pretrained`` folder (safetensors), atomically.
 
     The folder holds the dequantized model, its tokenizer from the file, and
-    ``gguf_source.json`` (the description of :func:`check_gguf` plus the dtype), so the model is
-    named as quantized downstream. Loading and dequantizing is slow (about 20 s for a 135M
+    ``gguf_source.json`` (the description of :func:`check_gguf` plus the dtype and ``origin``,
+    the file or package it was given as), so the model is named as quantized downstream and
+    its release says how to rebuild it. Loading and dequantizing is slow (about 20 s for a 135M
     model on a CPU): it is logged before and after.
 
     Returns:
@@ -323,6 +325,7 @@ def convert_gguf(
     path, out_folder = Path(path), Path(out_folder)
     source = check_gguf(path, sha256=sha256, size=size)
     source["dtype"] = str(dtype).removeprefix("torch.")
+    source["origin"] = str(origin or path)
     log.info(
         "loading and dequantizing %s (%s, %s, %.1f MB) with transformers; this is slow",
         path,

@@ -69,6 +69,7 @@ class StudiedModel:
     dose_grid: tuple[float, ...] | None = None  # None: DEFAULT_DOSE_RESPONSE of the domain
     sha256: str | None = None  # a gguf file's expected digest, checked before conversion
     size: int | None = None  # a gguf file's expected size in bytes
+    license: str | None = None  # the Hub license id of the weights (its lens cards carry it)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
     residual_given: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -102,6 +103,7 @@ class StudiedModel:
             ),
             sha256=entry.get("sha256"),
             size=entry.get("size"),
+            license=entry.get("license"),
             overrides={k: dict(v) for k, v in entry.get("overrides", {}).items()},
         )
         model.check()
