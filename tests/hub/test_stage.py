@@ -265,7 +265,8 @@ def test_a_gguf_model_repo_names_its_file_and_ships_no_weights(tiny_results, tmp
     assert 'AutoModelForCausalLM.from_pretrained("model")' in text
     # the per-layer KL of model-index carries its interval
     (result,) = meta["model-index"][0]["results"]
-    kl0 = next(m for m in result["metrics"] if m["name"] == "tuned lens KL to final, layer 0 (bits)")
+    name = "tuned lens KL to final, layer 0 (bits)"
+    kl0 = next(m for m in result["metrics"] if m["name"] == name)
     assert kl0["args"] == {"ci95_low": pytest.approx(3.9), "ci95_high": pytest.approx(4.1)}
 
 
