@@ -3,8 +3,8 @@
 A model repo per studied model holds the model (``save_pretrained``, safetensors, with a
 tokenizer that transformers 4.x and 5.x both load; of a model converted from a GGUF file only
 its config and ``gguf_source.json``, see :func:`_copy_model`), its tuned lens in the
-``tuned_lens`` layout (``lens/<name>/config.json`` + ``params.pt``, ``unembed_hash`` filled in), every
-lens as safetensors with a JSON config, the readout, and a model card. The dataset repo
+``tuned_lens`` layout (``lens/<name>/config.json`` + ``params.pt``, ``unembed_hash`` filled
+in), every lens as safetensors with a JSON config, the readout, and a model card. The dataset repo
 holds every table as Parquet, the document ids of each split and, optionally, the eval
 activations in half precision. Each folder is written atomically.
 """
