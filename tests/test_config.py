@@ -58,3 +58,14 @@ def test_unknown_model_entry_key_is_named():
         validate({"models": [{"name": "lm", "source": "reference", "sorce": "x"}]})
     with pytest.raises(ConfigError, match=r"models\.0\.source"):
         validate({"models": [{"name": "lm", "source": "pretrained"}]})
+
+
+def test_config_files_merge_in_order_as_snakemake_merges_them(tmp_path):
+    base, extra = tmp_path / "base.yaml", tmp_path / "extra.yaml"
+    base.write_text("seed: 3\nlens: {steps: 7, lr: 0.5}\n")
+    extra.write_text("lens: {steps: 9}\n")
+    cfg = load_config([base, extra])
+    assert (cfg["seed"], cfg["lens"]["steps"], cfg["lens"]["lr"]) == (3, 9, 0.5)
+    assert load_config(base)["lens"]["steps"] == 7
+    with pytest.raises(ConfigError, match="not found: .*nowhere.yaml"):
+        load_config([base, tmp_path / "nowhere.yaml"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,16 +85,24 @@ def validate(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return filled
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
-    """Read a YAML config file (or none), merge overrides, validate and fill defaults."""
+def load_config(
+    path: str | Path | Sequence[str | Path] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict:
+    """Read YAML config files (or none), merge them in order and the overrides, validate.
+
+    Several files merge as snakemake merges ``--configfile`` over the Snakefile's config: a
+    later file's mapping updates an earlier one's key by key, any other value replaces it.
+    """
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
     raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping, not {type(raw).__name__}")
+    for one in map(Path, paths):
+        if not one.exists():
+            raise ConfigError(f"config file not found: {one}")
+        data = yaml.safe_load(one.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {one} must hold a mapping, not {type(data).__name__}")
+        raw = _merge(raw, data)
     if overrides:
         raw = _merge(raw, overrides)
     return validate(raw)

@@ -54,9 +54,7 @@ def record_lm(args):
         # a package that assembles its file from chunks writes it here; it is gone afterwards
         with tempfile.TemporaryDirectory(prefix=f".{out.name}-gguf-", dir=out.parent) as scratch:
             path = locate_gguf(args.path, assemble_dir=scratch)
-            source = convert_gguf(
-                path, out, sha256=args.sha256, size=args.size, origin=args.path
-            )
+            source = convert_gguf(path, out, sha256=args.sha256, size=args.size, origin=args.path)
         log.info("converted %s (%s) into %s", source["file"], source["quantization"], args.out)
         return
     if args.sha256 or args.size:

@@ -180,7 +180,6 @@ copy against. Rebuild the model folder the lenses read (offline, a few minutes o
 """
 
 
-
 def model_card(
     repo_id: str,
     dataset_id: str,
