@@ -178,6 +178,9 @@ def write_fake_results(root: Path, vision: bool = True, intervals: bool = False)
     return root
 
 
+FAKE_PRIOR_BITS = 12.0
+
+
 def _fake_headline_row(metrics: str, transfer: str) -> dict:
     """The headline numbers of made-up tables, computed as their definitions say."""
     import pandas as pd
@@ -189,6 +192,8 @@ def _fake_headline_row(metrics: str, transfer: str) -> dict:
     acc = table.pivot(index="layer", columns="lens", values="top1_acc")["probe"]
     off = pairs[(pairs["distance"] != 0) & (pairs["lens_layer"] > 0) & (pairs["data_layer"] > 0)]
     below = ce.index < n_layers
+    inner = below & (ce.index >= 1)
+    gain = FAKE_PRIOR_BITS - ce["logit"][n_layers] if "logit" in ce else float("nan")
     shared = (ce["shared"] - ce["tuned"])[below]
     return {
         "model": Path(metrics).parent.name,
@@ -203,6 +208,11 @@ def _fake_headline_row(metrics: str, transfer: str) -> dict:
         "shared_ce_penalty_max_bits": shared.max(),
         "logit_kl_mean_bits": kl["logit"][below].mean(),
         "tuned_kl_mean_bits": kl["tuned"][below].mean(),
+        **{  # over the information gain, with a made-up prior entropy
+            f"{lens}_kl_mean_frac": kl[lens][inner].mean() / gain
+            for lens in ("logit", "tuned", "shared")
+            if lens in kl
+        },
         "probe_best_top1_acc": acc.max(),
         "probe_plateau_layer": int((acc >= acc.max() - 0.01).idxmax()),
     }

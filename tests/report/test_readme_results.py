@@ -59,3 +59,21 @@ def test_readme_has_the_markers():
     text = (ROOT / "README.md").read_text()
     assert text.count(START) == 1 and text.count(END) == 1
     assert text.index(START) < text.index(END)
+
+
+def test_the_language_models_stand_side_by_side_on_one_scale(tmp_path):
+    values = fake_values(tmp_path, intervals=True)
+    assert values["lms"] == ["lm"]
+    assert values["lm_columns"][:3] == [
+        "logit_kl_mean_frac",
+        "tuned_kl_mean_frac",
+        "shared_kl_mean_frac",
+    ]
+    v = values["values"]
+    row = next(x for x in results_block(values).splitlines() if x.startswith("| `lm` |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == v["lm.n_layers"]["text"]
+    assert cells[2:5] == [v[f"lm.{c}"]["text"] for c in values["lm_columns"][:3]]
+    assert 0 < float(cells[3]) < float(cells[2])  # the fake tuned lens is the closer one
+    values["lms"] = []
+    assert "side by side" not in results_block(values)

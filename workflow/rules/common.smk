@@ -244,8 +244,7 @@ def release_tables(wildcards):
     """Every table the run writes (the dataset repo waits for all of them)."""
     tables = [t for t in TARGETS if t.endswith(".csv")]
     tables += expand([A.LENS_METRICS, A.PREDICTION_DEPTH, A.TRANSFER], model=PROBED)
-    if VISION:
-        tables.append(A.COMPARISON)
+    tables.append(A.COMPARISON)
     if RELEASE["include_activations"]:
         tables += expand(A.STORE_MANIFEST, model=LM_FAMILIES, split="eval")
     return sorted(set(tables))

@@ -101,9 +101,22 @@ rule figure_comparison:
         "iterlens plot --figure comparison --inputs {input} --out {output} > {log} 2>&1"
 
 
+use rule figure_comparison as figure_lms with:
+    output:
+        report(A.FIGURE.format(name="lms"), caption="../report/lms.rst", category="Comparison"),
+    log:
+        "logs/figures/lms.log",
+    message:
+        "Figure: the studied LMs side by side on relative depth"
+    shell:
+        "iterlens plot --figure lms --inputs {input} --out {output} > {log} 2>&1"
+
+
 TARGETS += expand(A.FIGURE, name=[f"{family}_training" for family in REFERENCE_FAMILIES])
 TARGETS += expand(A.FIGURE, name=[f"{m.name}_{f}" for m in STUDY.models
                                    for f in family_figures(m.domain)])
 TARGETS += expand(A.FIGURE, name=[f"{family}_fit" for family in FAMILIES])
+if LM_ENTRIES:
+    TARGETS += [A.FIGURE.format(name="lms")]
 if VISION:
     TARGETS += [A.FIGURE.format(name="comparison")]

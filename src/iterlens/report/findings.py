@@ -58,7 +58,7 @@ def _finding(key: str, sentence: str) -> Finding:
     return {"key": key, "text": sentence}
 
 
-def _ci(v: dict[str, Any], name: str) -> str:
+def with_ci(v: dict[str, Any], name: str) -> str:
     """A value with its 95% interval ``[lo, hi]`` when the tables carry one."""
     out, vals = printed(v, name), v["values"]
     if f"{name}_lo" in vals and f"{name}_hi" in vals:
@@ -137,10 +137,10 @@ def _lm(v: dict[str, Any], lm: str, lead: str) -> list[Finding]:
         _finding(
             key("tuned_vs_logit"),
             f"{better} 0..L-1 of `{lm}`{clear} "
-            f"(mean KL over layers 1..L-1: {_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
-            f"{_ci(v, f'{lm}.logit_kl_mean_bits')} bits; at the embeddings, layer 0, "
-            f"{_ci(v, f'{lm}.tuned_kl_layer0_bits')} vs "
-            f"{_ci(v, f'{lm}.logit_kl_layer0_bits')}).",
+            f"(mean KL over layers 1..L-1: {with_ci(v, f'{lm}.tuned_kl_mean_bits')} vs "
+            f"{with_ci(v, f'{lm}.logit_kl_mean_bits')} bits; at the embeddings, layer 0, "
+            f"{with_ci(v, f'{lm}.tuned_kl_layer0_bits')} vs "
+            f"{with_ci(v, f'{lm}.logit_kl_layer0_bits')}).",
         )
     ]
     trend = _pick(
@@ -155,13 +155,13 @@ def _lm(v: dict[str, Any], lm: str, lead: str) -> list[Finding]:
             key("transfer"),
             f"The transfer penalty of `{lm}` {trend}: a layer's tuned lens "
             "moved one layer deeper loses "
-            f"{_ci(v, f'{lm}.transfer_ce_penalty_adjacent_up_bits')} bits, one layer "
-            f"shallower {_ci(v, f'{lm}.transfer_ce_penalty_adjacent_down_bits')}, to far "
-            f"layers {_ci(v, f'{lm}.transfer_ce_penalty_far_bits')} (translator layers "
+            f"{with_ci(v, f'{lm}.transfer_ce_penalty_adjacent_up_bits')} bits, one layer "
+            f"shallower {with_ci(v, f'{lm}.transfer_ce_penalty_adjacent_down_bits')}, to far "
+            f"layers {with_ci(v, f'{lm}.transfer_ce_penalty_far_bits')} (translator layers "
             f"1..L-1). Adjacent, that is {printed(v, f'{lm}.transfer_ce_penalty_adjacent_frac')} "
             "of the information gain over the unigram but "
             f"{printed(v, f'{lm}.transfer_ce_penalty_adjacent_blocks')} of what the blocks add "
-            f"to the embeddings; the moved lens keeps {_ci(v, f'{lm}.transfer_kept_adjacent')} "
+            f"to the embeddings; the moved lens keeps {with_ci(v, f'{lm}.transfer_kept_adjacent')} "
             "of its own lens's gain.",
         )
     )
@@ -214,9 +214,9 @@ def _vision(v: dict[str, Any], plain_net: str, resid: str) -> list[Finding]:
         _finding(
             "vision.transfer",
             "The plain CNN's lenses lose "
-            f"{_ci(v, f'{plain_net}.transfer_ce_penalty_adjacent_bits')} bits between "
+            f"{with_ci(v, f'{plain_net}.transfer_ce_penalty_adjacent_bits')} bits between "
             f"adjacent blocks; its twin with identity skips {verdict} "
-            f"({_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits)."
+            f"({with_ci(v, f'{resid}.transfer_ce_penalty_adjacent_bits')} bits)."
             + _over_seeds(v, plain_net, resid),
         )
     ]
@@ -297,8 +297,9 @@ def _over_seeds(v: dict[str, Any], plain_net: str, resid: str) -> str:
     return (
         f" Over {printed(v, f'{plain_net}.seeds.n')} and {printed(v, f'{resid}.seeds.n')} "
         "seeds, a statement about the recipe rather than one checkpoint (the 95% interval "
-        f"holds the spread over seeds and the eval sampling): {_ci(v, f'{plain_net}.{metric}')} "
-        f"and {_ci(v, f'{resid}.{metric}')} bits; {apart}."
+        "holds the spread over seeds and the eval sampling): "
+        f"{with_ci(v, f'{plain_net}.{metric}')} "
+        f"and {with_ci(v, f'{resid}.{metric}')} bits; {apart}."
     )
 
 

@@ -63,6 +63,17 @@ SCALED_COLUMNS = [
     "shared_ce_penalty_mean_frac",
     "shared_ce_penalty_mean_blocks",
 ]
+# The language models side by side (the paper's and README's LM table): bounded or normalised
+# means over layers 1..L-1, so models of any depth and vocabulary share one scale.
+LM_COLUMNS = [
+    "logit_kl_mean_frac",
+    "tuned_kl_mean_frac",
+    "shared_kl_mean_frac",
+    "transfer_kept_adjacent",
+    "transfer_kept_far",
+    "transfer_agree_adjacent",
+    "probe_best_top1_acc",
+]
 # Outputs of later stages the paper reports on when a run has them.
 OPTIONAL_DIRS = {"vocab": "results/vocab", "release": "results/release"}
 
@@ -319,6 +330,7 @@ def collect(
         "lms": lms,
         "studied": study.describe(),
         "headline_columns": list(HEADLINE_COLUMNS) + frac_columns,
+        "lm_columns": [c for c in LM_COLUMNS if any(f"{m}.{c}" in vals.values for m in lms)],
         "seed_rows": seed_rows,
         "loss_models": loss_rows,
         "rotated_families": rotated,

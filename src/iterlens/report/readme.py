@@ -11,9 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from iterlens.report.findings import Finding, markdown, printed
+from iterlens.report.findings import Finding, markdown, printed, with_ci
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+LM_HEADERS = {  # short headers of the LM table's columns
+    "logit_kl_mean_frac": "logit KL frac",
+    "tuned_kl_mean_frac": "tuned KL frac",
+    "shared_kl_mean_frac": "shared KL frac",
+    "transfer_kept_adjacent": "kept adjacent",
+    "transfer_kept_far": "kept far",
+    "transfer_agree_adjacent": "agree adjacent",
+    "probe_best_top1_acc": "probe best top-1",
+}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -59,6 +68,24 @@ def results_block(values: dict[str, Any]) -> str:
         out += _table(
             ["layer"] + [str(i) for i in range(t["n_layers"] + 1)],
             [[r["label"]] + [printed(v, name) for name in r["names"]] for r in t["rows"]],
+        )
+    if v.get("lms") and v.get("lm_columns"):
+        out += [
+            "",
+            "The language models side by side (`results/figures/lms.png`; means over layers "
+            "1..L-1, layer 0 apart, on scales every model shares: *KL frac*: KL to the final "
+            "over the model's information gain; *kept*: the share of its own lens's gain a "
+            "tuned lens keeps on another layer, *agree*: top-1 agreement with the final, both "
+            "in [0, 1]; *adjacent*: \\|i-j\\| = 1, *far*: \\|i-j\\| >= L/2; 95% intervals):",
+            "",
+        ]
+        out += _table(
+            ["model", "L"] + [LM_HEADERS.get(c, c.replace("_", " ")) for c in v["lm_columns"]],
+            [
+                [f"`{m}`", printed(v, f"{m}.n_layers")]
+                + [with_ci(v, f"{m}.{c}") for c in v["lm_columns"]]
+                for m in v["lms"]
+            ],
         )
     columns = [
         c for c in v["headline_columns"] if any(f"{m}.{c}" in v["values"] for m in v["models"])

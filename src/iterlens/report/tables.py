@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from iterlens.artifacts import model_of_table
+from iterlens.artifacts import model_of_table, parse_model_name
 from iterlens.data.text import load_tokens, unigram_ce_bits
 from iterlens.io import read_table
 from iterlens.probing.bootstrap import Examples, estimate, estimate_difference
@@ -17,6 +17,7 @@ from iterlens.report.uncertainty import (
     all_sums,
     blocks_gain,
     by_distance,
+    info_gain,
     masked_mean,
     model_info,
     n_layers_in,
@@ -68,22 +69,29 @@ def lm_summary(groups: dict[str, tuple[str, str, str]], metrics: dict[str, str])
 def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
     """The table behind the comparison figure, one long table for all models (and seeds).
 
-    Per model: probe accuracy and tuned-lens KL (bits and ``_frac``) by relative depth, and
-    the mean transfer penalty by relative layer distance over layers 1..L (bits and ``_frac``),
-    each with its interval. Tables are named by their folder (``results/tables/<model>/``);
-    the ``seed`` column is the seed replicate named in the model's name (0 for the base name).
+    Per model: probe accuracy and the KL of the tuned, logit and shared lenses (bits and
+    ``_frac``) by relative depth, and the mean transfer penalty (bits and ``_frac``) and the
+    bounded share of the information gain a moved lens keeps (``transfer_kept``) by relative
+    layer distance over layers 1..L-1, each with its interval. Tables are named by their folder
+    (``results/tables/<model>/``); ``seed`` is the seed replicate named in the model's name (0
+    for the base name), ``twin`` the control it is (``model``, ``random``, ``rotated``,
+    ``partial``).
     """
     rows = []
     for m_path, e_path in zip(metrics, examples, strict=True):
-        model, weights, seed = _split_name(model_of_table(m_path))
+        name = model_of_table(m_path)
+        model, weights, seed = _split_name(name)
         table = read_table(m_path)
-        keys = {"model": model, "weights": weights, "seed": seed}
+        twin = parse_model_name(name).twin
+        keys = {"model": model, "weights": weights, "seed": seed, "twin": twin}
         n_layers = int(table["layer"].max())
         for lens, prefix, cols in (
             ("probe", "probe_top1_acc", "top1_acc"),
             ("tuned", "tuned_kl_bits", "kl_bits"),
             ("tuned", "tuned_kl_frac", "kl_frac"),
             ("logit", "logit_kl_bits", "kl_bits"),
+            ("logit", "logit_kl_frac", "kl_frac"),
+            ("shared", "shared_kl_frac", "kl_frac"),
         ):
             part = table[table["lens"] == lens].set_index("layer")
             for layer, r in part.iterrows():
@@ -100,7 +108,7 @@ def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
                 )
         info = table.iloc[0]
         for _, r in by_distance(Examples.load(e_path)).iterrows():
-            for name in ("transfer_ce_penalty_bits", "transfer_ce_penalty_frac"):
+            for name in ("transfer_ce_penalty_bits", "transfer_ce_penalty_frac", "transfer_kept"):
                 blank = not bool(info["informative"])
                 rows.append(
                     {
@@ -118,8 +126,6 @@ def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
 
 def _split_name(name: str) -> tuple[str, str, int]:
     """``(architecture, "trained" or "untrained", seed replicate)`` of a model name."""
-    from iterlens.artifacts import parse_model_name
-
     parsed = parse_model_name(name)
     return parsed.base, "untrained" if parsed.twin == "random" else "trained", parsed.replicate
 
@@ -146,7 +152,9 @@ def headline_row(name: str, ex: Examples) -> dict:
       and the layers where a paired 95% interval puts one above the other:
       ``logit_beats_shared_layers`` counts where the parameter-free logit lens is closer to
       the final than the shared lens);
-    - tuned and logit lens KL (mean over 1..L-1, layer 0 apart) and their paired difference;
+    - tuned and logit lens KL (mean over 1..L-1, layer 0 apart) and their paired difference,
+      and the mean KL of the logit, tuned and shared lenses over the information gain
+      (``*_kl_mean_frac``, the scale on which models are compared);
     - the best probe top-1 accuracy and the probe plateau layer (first within 0.01 of the best).
 
     KL- and final-derived numbers (everything but ``info``, the probe and the counts of
@@ -187,6 +195,11 @@ def headline_row(name: str, ex: Examples) -> dict:
     for lens in ("logit", "tuned"):
         put(f"{lens}_kl_mean_bits", lambda m, k=f"{lens}.kl_bits": m[k][:, inner].mean(1))
         put(f"{lens}_kl_layer0_bits", lambda m, k=f"{lens}.kl_bits": m[k][:, 0])
+    for lens in ("logit", "tuned", "shared"):  # the scale on which models are compared
+        put(
+            f"{lens}_kl_mean_frac",
+            lambda m, k=f"{lens}.kl_bits": m[k][:, inner].mean(1) / info_gain(m),
+        )
     put(
         "tuned_minus_logit_kl_mean_bits",
         lambda m: (m["tuned.kl_bits"] - m["logit.kl_bits"])[:, inner].mean(1),
