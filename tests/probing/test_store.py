@@ -71,6 +71,22 @@ def test_shard_writer_streams_the_same_tensors_as_write_shard(tmp_path):
         assert f.metadata() == {"n_bytes": "7"}
 
 
+def test_activations_beyond_float16_are_refused_naming_the_layers(tmp_path):
+    """Gemma 3's residual stream reaches 9e4: in float16 it would be stored as inf."""
+    from iterlens.probing.shard_writer import ShardWriter
+
+    hidden, targets = torch.randn(4, 3, 3), torch.arange(4)
+    hidden[1, 2, 0] = 9e4  # layer 2 only
+    with pytest.raises(ValueError, match=r"layers \[2\] exceed float16's range.*bfloat16"):
+        with ShardWriter(tmp_path / "c.safetensors", 2, 3, targets, targets, n_bytes=4,
+                         dtype=torch.float16) as writer:  # fmt: skip
+            writer.add(hidden)
+    assert not (tmp_path / "c.safetensors").exists()
+    with ShardWriter(tmp_path / "d.safetensors", 2, 3, targets, targets, n_bytes=4,
+                     dtype=torch.bfloat16) as writer:  # fmt: skip
+        writer.add(hidden)  # bfloat16 has float32's range
+
+
 def test_shard_writer_leaves_nothing_when_short_or_failing(tmp_path):
     from iterlens.probing.shard_writer import ShardWriter
 

@@ -110,8 +110,26 @@ class ShardWriter:
                 f"shard {self.path}: batch of shape {tuple(hidden.shape)} does not fit "
                 f"{self.n - self.written} more rows of {self.row_shape}"
             )
-        self._queue.put(_raw(hidden.detach().to("cpu", self.dtype)))
+        stored = hidden.detach().to("cpu", self.dtype)
+        if self.dtype.is_floating_point and not torch.isfinite(stored).all():
+            self._refuse_overflow(hidden, stored)
+        self._queue.put(_raw(stored))
         self.written += len(hidden)
+
+    def _refuse_overflow(self, hidden: torch.Tensor, stored: torch.Tensor) -> None:
+        """Raise: a batch that is not finite in the store's dtype, naming the layers and why."""
+        bad = (~torch.isfinite(stored)).flatten(2).any(-1).any(0).nonzero().flatten().tolist()
+        peak = hidden.detach().float().abs().amax().item()
+        if torch.isfinite(hidden).all():
+            raise ValueError(
+                f"shard {self.path}: layers {bad} exceed {str(self.dtype).removeprefix('torch.')}"
+                f"'s range (largest |h| is {peak:.4g}, the largest {self.dtype} is "
+                f"{torch.finfo(self.dtype).max:.4g}); store them as bfloat16 or float32 "
+                "(extract.lensfit_dtype, extract.store_dtype)"
+            )
+        raise ValueError(
+            f"shard {self.path}: the model's activations at layers {bad} are not finite"
+        )
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put(None)
