@@ -101,9 +101,14 @@ rule figure_comparison:
         "iterlens plot --figure comparison --inputs {input} --out {output} > {log} 2>&1"
 
 
-use rule figure_comparison as figure_lms with:
+rule figure_lms:
+    input:
+        A.COMPARISON,
     output:
         report(A.FIGURE.format(name="lms"), caption="../report/lms.rst", category="Comparison"),
+    threads: 1
+    resources:
+        mem_mb=1000,
     log:
         "logs/figures/lms.log",
     message:
