@@ -9,7 +9,8 @@ weights), extracts one shard with the pipeline's own code (model in the config's
 dtype: float32 on a CPU, bfloat16 on a GPU; float16 store on a GPU), then fits the tuned lens
 on it on the same device. Prints measured tokens/s and steps/s, the FLOPs each costs, the
 FLOP rate reached, and what the same work takes at ``--sustained-tflops`` (an estimate for a
-device that is not here; the README says which numbers are measured and which estimated).
+device that is not here; docs/gpu-and-clusters.md says which numbers are measured and which
+estimated).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from iterlens.locks import README_HINT, clear_stale_locks, is_alive, register, this_run
+from iterlens.locks import DOCS_HINT, clear_stale_locks, is_alive, register, this_run
 
 
 def _locked(state: Path) -> Path:
@@ -28,12 +28,18 @@ def test_lock_of_a_killed_run_is_removed(tmp_path):
     assert clear_stale_locks(tmp_path) is None  # nothing left to do
 
 
-def test_lock_without_a_record_stays_and_points_to_the_readme(tmp_path):
+def test_lock_without_a_record_stays_and_points_to_the_docs(tmp_path):
     lock = _locked(tmp_path)
     note = clear_stale_locks(tmp_path)
     assert lock.exists() and "unknown origin" in note and "snakemake --unlock" in note
-    assert README_HINT in note
-    assert "## After a crash" in (ROOT / "README.md").read_text()
+    assert DOCS_HINT in note
+    # the note names a page and a section that exist, and the section says what to type
+    page, section = DOCS_HINT.split(", section ")
+    text = (ROOT / page).read_text()
+    heading = f"## {section.strip(chr(39))}"
+    assert heading in text.splitlines()
+    after = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    assert "snakemake --unlock" in after and "snakemake --cores all" in after
 
 
 def test_reused_pid_other_host_and_reboot():

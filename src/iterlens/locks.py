@@ -9,7 +9,8 @@ Snakemake process registers itself (host, boot, pid, process start time) in
 A later run removes the locks only when every registered run is known to be dead (same host
 and boot, and its pid is gone or now belongs to another process; or the machine has rebooted
 since). A run on another host, or a lock with no record at all, is left alone: the user then
-sees a note pointing to the README's "After a crash" before Snakemake's own ``LockException``.
+sees a note pointing to "After a crash" in docs/robustness.md before Snakemake's own
+``LockException``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import tempfile
 from pathlib import Path
 
 REGISTRY = "iterlens-runs"
-README_HINT = "README, section 'After a crash'"
+DOCS_HINT = "docs/robustness.md, section 'After a crash'"
+"""Where the notes send the user: the page and section that say what to type."""
 
 
 def _read(path: str) -> str | None:
@@ -122,12 +124,12 @@ def clear_stale_locks(state_dir: str | Path = ".snakemake") -> str | None:
         return (
             f"iterlens: {state_dir / 'locks'} is held by a Snakemake run that may still be "
             f"going ({who}). If Snakemake stops with LockException and that run is "
-            f"gone, see the {README_HINT}: `snakemake --unlock`, then your command again."
+            f"gone, see {DOCS_HINT}: `snakemake --unlock`, then your command again."
         )
     return (
         f"iterlens: {state_dir / 'locks'} holds a lock of unknown origin (no record of the "
         f"run that made it). If Snakemake stops with LockException and no other Snakemake "
-        f"runs in this directory, see the {README_HINT}: `snakemake --unlock`, then your "
+        f"runs in this directory, see {DOCS_HINT}: `snakemake --unlock`, then your "
         f"command again."
     )
 

@@ -2,8 +2,9 @@
 
 A short target (corpus, tokenizer) goes through the real executor: sbatch, slurmctld, slurmd
 and a job step per rule. The whole smoke DAG the same way is benchmarks/slurm_smoke.sh (its
-time is in the README). Skipped, with the reason, where SLURM cannot be started: its daemons
-(Debian's slurm-wlm and munge) are absent, or this is not root; CI does not install them.
+time is in docs/gpu-and-clusters.md). Skipped, with the reason, where SLURM cannot be started:
+its daemons (Debian's slurm-wlm and munge) are absent, or this is not root; CI does not install
+them.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iterlens",
         description="Logit lens, tuned lens, transfer penalties and probes for LMs and CNNs: "
-        "one subcommand per workflow stage (see the README).",
+        "one subcommand per workflow stage (see docs/cli.md).",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,4 +1,4 @@
-"""Metric definitions (DESIGN.md contracts) and streaming accumulators.
+"""Metric definitions (the contracts of docs/methods.md) and streaming accumulators.
 
 All information quantities are in bits. Per-example functions take logits ``[n, V]``;
 accumulators keep sums and histograms, so memory does not grow with the example count.

@@ -1,6 +1,6 @@
 """Intervals, the common scale and honest controls for the per-model tables.
 
-Definitions (DESIGN.md):
+Definitions (docs/methods.md):
 
 - ``h_prior_bits``: cross-entropy on the eval set of the training marginal (the unigram of the
   LM's training tokens; the class prior of the CNN's training split), add-one smoothed.
