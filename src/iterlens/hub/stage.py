@@ -24,7 +24,7 @@ from iterlens.data.text import portable_tokenizer_config
 from iterlens.hub import cards
 from iterlens.io import atomic_path, read_json
 from iterlens.models.gguf import SOURCE_FILE
-from iterlens.models.lm import RESIDUAL_KEY
+from iterlens.models.lm import RESIDUAL_KEY, portable_model_config
 from iterlens.probing.readout import Readout
 
 LENS_KINDS = ("tuned", "shared", "probe")
@@ -58,12 +58,14 @@ def _copy_model(model_dir: Path, out: Path) -> tuple[str | None, dict | None]:
     if gguf.exists():
         for name in ("config.json", SOURCE_FILE):
             shutil.copy2(model_dir / name, out / name)
+        portable_model_config(out)
         described = read_json(gguf)
         weights = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
         return None, {**described, "dequantized_bytes": weights}
     for path in sorted(model_dir.iterdir()):
         if path.is_file() and path.suffix in (".json", ".safetensors", ".txt", ".model"):
             shutil.copy2(path, out / path.name)
+    portable_model_config(out)
     portable_tokenizer_config(out)
     return None, None
 

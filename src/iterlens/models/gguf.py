@@ -18,8 +18,6 @@ from typing import Any
 
 import torch
 
-from iterlens.io import atomic_path, write_json
-
 log = logging.getLogger(__name__)
 
 MAGIC = b"GGUF"
@@ -341,11 +339,7 @@ def convert_gguf(
             f"architecture '{source['architecture']}' says '{source['model_type']}'"
         )
     log.info("loaded %s in %.1f s; saving %s", path.name, time.perf_counter() - start, out_folder)
-    from iterlens.data.text import portable_tokenizer_config
+    from iterlens.models.lm import save_model
 
-    with atomic_path(out_folder) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
-        portable_tokenizer_config(tmp)
-        write_json(source, tmp / SOURCE_FILE)
+    save_model(model, tokenizer, out_folder, extra={SOURCE_FILE: source})
     return source

@@ -216,14 +216,51 @@ def init_model(config, seed: int):
     return apply_residual_setting(AutoModelForCausalLM.from_config(config)).eval()
 
 
-def save_model(model, tokenizer, folder: str | Path) -> None:
-    """``save_pretrained`` (safetensors) model and tokenizer into ``folder``, atomically."""
+#: The 4.x name of the rotary base of sliding-window layers (one per attention type in 5.x).
+LEGACY_LOCAL_ROPE_KEY = "rope_local_base_freq"
+
+
+def portable_model_config(folder: str | Path) -> None:
+    """Give ``config.json`` the rotary keys transformers 4.x reads beside 5.x's.
+
+    transformers 5 writes the rotary settings only as ``rope_parameters``, one dict or one per
+    attention type (``full_attention``, ``sliding_attention``). 4.x ignores that key and falls
+    back to its own defaults without a word (Llama's ``rope_theta`` of 10,000 where SmolLM2
+    uses 100,000), so the same folder would run with other position encodings there, and a
+    released lens would be evaluated on other hidden states. This writes ``rope_theta``,
+    ``rope_scaling`` and the sliding layers' :data:`LEGACY_LOCAL_ROPE_KEY`, which 5.x ignores.
+    """
+    path = Path(folder) / "config.json"
+    config = read_json(path)
+    rope = config.get("rope_parameters")
+    if not isinstance(rope, dict):
+        return
+    full = rope.get("full_attention", rope)
+    legacy: dict = {"rope_theta": full["rope_theta"]}
+    if "sliding_attention" in rope:
+        legacy[LEGACY_LOCAL_ROPE_KEY] = rope["sliding_attention"]["rope_theta"]
+    scaling = {k: v for k, v in full.items() if k != "rope_theta"}
+    default = scaling.get("rope_type", "default") == "default"
+    legacy["rope_scaling"] = None if default else scaling
+    write_json({**config, **legacy}, path)
+
+
+def save_model(model, tokenizer, folder: str | Path, extra: dict[str, dict] | None = None) -> None:
+    """``save_pretrained`` (safetensors) model and tokenizer into ``folder``, atomically.
+
+    The configs are made loadable by transformers 4.x too (:func:`portable_model_config`,
+    :func:`~iterlens.data.text.portable_tokenizer_config`); ``extra`` maps file names to JSON
+    written beside them.
+    """
     with atomic_path(folder) as tmp:
         from iterlens.data.text import portable_tokenizer_config
 
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
+        portable_model_config(tmp)
         portable_tokenizer_config(tmp)
+        for name, content in (extra or {}).items():
+            write_json(content, tmp / name)
 
 
 def _windows(tokens: np.ndarray, seq_len: int, idx: np.ndarray) -> torch.Tensor:
