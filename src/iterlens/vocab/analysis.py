@@ -24,6 +24,7 @@ from iterlens.probing.extract import ResidualRecorder
 from iterlens.vocab.evolution import token_evolution
 from iterlens.vocab.heads import attention_pattern, attention_to_first, head_vectors
 from iterlens.vocab.nearest import (
+    VocabSpace,
     high_bias_mask,
     match_table,
     nearest_words,
@@ -136,10 +137,6 @@ def analyse(
     tables["neuron_words"].append(neuron_words(model, settings.top_k, words, high, share, progress))
     writing = writing_space(model)
     n_layers = len(adapter.blocks_of(model))
-    reading = [
-        reading_space(model, adapter.input_norms_of(model, layer)[0], f"attn_in:{layer}")
-        for layer in range(n_layers)
-    ]
     for p, (ids, hidden, logits, acts) in enumerate(
         tqdm(runs, desc="prompts", disable=not progress)
     ):
@@ -177,55 +174,71 @@ def analyse(
                 position0_neurons(acts, settings.position0_ratio, settings.position0_quantile), p
             )
         )
-        for layer in range(n_layers):
-            x = adapter.input_norms_of(model, layer)[0](hidden[:, layer])
-            vectors = head_vectors(model, layer, x)
-            n_heads = vectors.pattern.shape[0]
-            keys = {
-                "prompt": np.full(n_heads * n_pos, p),
-                "layer": np.full(n_heads * n_pos, layer),
-                "head": np.repeat(np.arange(n_heads), n_pos),
-                "position": np.tile(np.arange(n_pos), n_heads),
-            }
-            for kind, vecs, space in (
-                ("pattern", vectors.pattern, reading[layer]),
-                ("message", vectors.written, writing),
-            ):
-                found, cos = nearest_words(vecs.reshape(-1, vecs.shape[-1]), space, settings.top_k)
-                frame = match_table(
-                    {**keys, "kind": np.full(len(found), kind, dtype=object)},
-                    found,
-                    cos,
-                    words,
-                    high,
-                    share,
-                )
-                tables["head_words"].append(frame)
-            pattern = attention_pattern(model, layer, x)
-            q, k = torch.tril_indices(n_pos, n_pos)
-            tables["attention"].append(
-                pd.DataFrame(
-                    {
-                        "prompt": p,
-                        "layer": layer,
-                        "head": np.repeat(np.arange(n_heads), len(q)),
-                        "query": np.tile(q.numpy(), n_heads),
-                        "key": np.tile(k.numpy(), n_heads),
-                        "weight": pattern[:, q, k].reshape(-1).numpy().astype(np.float32),
-                    }
-                )
-            )
-            tables["attention_first"].append(
-                pd.DataFrame(
-                    {
-                        "prompt": p,
-                        "layer": layer,
-                        "head": np.arange(n_heads),
-                        "attention": attention_to_first(pattern).numpy().astype(np.float32),
-                    }
-                )
-            )
+    heads: dict[tuple[int, int], dict[str, pd.DataFrame]] = {}
+    for layer in tqdm(range(n_layers), desc="heads", disable=not progress):
+        # one layer's reading space at a time: a [V, d] copy of the embeddings (670 MB for a
+        # 262k-word vocabulary in float32), never one per layer at once
+        norm = adapter.input_norms_of(model, layer)[0]
+        spaces = {"pattern": reading_space(model, norm, f"attn_in:{layer}"), "message": writing}
+        for p, (_, hidden, _, _) in enumerate(runs):
+            heads[p, layer] = _head_tables(model, layer, hidden, spaces, settings, words, high)
+        del spaces  # this layer's copy goes before the next is made
+    for p, layer in sorted(heads):  # the tables' order: prompt by prompt, layer by layer
+        for name, frame in heads[p, layer].items():
+            tables[name].append(_with_prompt(frame, p))
     return {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+
+
+def _head_tables(
+    model: nn.Module,
+    layer: int,
+    hidden: torch.Tensor,
+    spaces: dict[str, VocabSpace],
+    settings: VocabSettings,
+    words: list[str],
+    high: torch.Tensor,
+) -> dict[str, pd.DataFrame]:
+    """One prompt's head tables at ``layer``: pattern/message words, attention, to position 0.
+
+    ``spaces`` holds the vocabulary the ``pattern`` (this layer's reading space) and the
+    ``message`` vectors (the writing space) are compared with.
+    """
+    x = adapter_for(model).input_norms_of(model, layer)[0](hidden[:, layer])
+    vectors = head_vectors(model, layer, x)
+    n_heads, n_pos = vectors.pattern.shape[:2]
+    keys = {
+        "layer": np.full(n_heads * n_pos, layer),
+        "head": np.repeat(np.arange(n_heads), n_pos),
+        "position": np.tile(np.arange(n_pos), n_heads),
+    }
+    words_of = []
+    for kind, vecs in (("pattern", vectors.pattern), ("message", vectors.written)):
+        found, cos = nearest_words(vecs.reshape(-1, vecs.shape[-1]), spaces[kind], settings.top_k)
+        kinds = {**keys, "kind": np.full(len(found), kind, dtype=object)}
+        words_of.append(match_table(kinds, found, cos, words, high, settings.bias_share))
+    pattern = attention_pattern(model, layer, x)
+    q, k = torch.tril_indices(n_pos, n_pos)
+    attention = pd.DataFrame(
+        {
+            "layer": layer,
+            "head": np.repeat(np.arange(n_heads), len(q)),
+            "query": np.tile(q.numpy(), n_heads),
+            "key": np.tile(k.numpy(), n_heads),
+            "weight": pattern[:, q, k].reshape(-1).numpy().astype(np.float32),
+        }
+    )
+    first = pd.DataFrame(
+        {
+            "layer": layer,
+            "head": np.arange(n_heads),
+            "attention": attention_to_first(pattern).numpy().astype(np.float32),
+        }
+    )
+    return {
+        "head_words": pd.concat(words_of, ignore_index=True),
+        "attention": attention,
+        "attention_first": first,
+    }
 
 
 def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path, meta: dict) -> None:

@@ -81,9 +81,13 @@ def writing_space(model: nn.Module) -> VocabSpace:
     return VocabSpace("writing", F.normalize(rows, dim=-1), center=center)
 
 
+BLOCK_FLOATS = 1 << 26
+"""Similarities computed at once by :func:`nearest_words` (256 MB in float32)."""
+
+
 @torch.no_grad()
 def nearest_words(
-    vectors: torch.Tensor, space: VocabSpace, k: int, chunk: int = 2048
+    vectors: torch.Tensor, space: VocabSpace, k: int, chunk: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` vocabulary entries nearest to each vector by cosine similarity.
 
@@ -91,6 +95,8 @@ def nearest_words(
         vectors: ``[..., d]`` vectors in the space ``space`` describes.
         space: the vocabulary in that space.
         k: matches a vector (at most the vocabulary size).
+        chunk: vectors compared at once; default :data:`BLOCK_FLOATS` over the vocabulary
+            size (256 vectors for 262k words), so memory does not grow with the count.
 
     Returns:
         ``(ids, cosines)``, both ``[..., k]``, best first.
@@ -103,6 +109,7 @@ def nearest_words(
     if space.center:
         flat = flat - flat.mean(-1, keepdim=True)
     flat = F.normalize(flat, dim=-1)
+    chunk = chunk or max(1, BLOCK_FLOATS // space.vectors.shape[0])
     ids, cos = [], []
     for start in range(0, flat.shape[0], chunk):
         top = (flat[start : start + chunk] @ space.vectors.T).topk(k, dim=-1)
