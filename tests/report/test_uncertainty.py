@@ -152,6 +152,31 @@ def test_not_informative_model_has_no_kl_rows():
     assert row["probe_best_top1_acc"] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("layers", [None, [0, 2]])
+def test_an_unmeasured_transfer_matrix_reads_as_the_measured_one_of_a_not_informative_model(
+    layers,
+):
+    """The evaluation skips an untrained net's transfer readouts; its tables must not change."""
+    from dataclasses import replace
+
+    from iterlens.probing.transfer import transfer_layers, unmeasured_transfer_table
+
+    ex = hand_built(prior_bits=3.32, final_ce_bits=3.4)
+    measured = transfer_layers(N_LAYERS, layers)
+    lost = [k for k in range(N_LAYERS + 1) if k not in measured]
+    for key, sums in ex.transfer.items():  # the pairs outside the subset are NaN, as measured
+        if key != "count":
+            sums[:, lost, :] = sums[:, :, lost] = np.nan
+    full = transfer_table_intervals(transfer_table(ex.transfer), ex)
+    bare = replace(ex, transfer={})
+    skipped = transfer_table_intervals(unmeasured_transfer_table(N_LAYERS, layers), bare)
+    assert len(full) == len(measured) ** 2
+    pd.testing.assert_frame_equal(skipped, full)
+    with_sums, without = headline_row("c", ex), headline_row("c", bare)
+    assert with_sums.keys() == without.keys()
+    assert all(np.isnan(without[k]) for k in without if k.startswith("transfer_"))
+
+
 def test_informative_model_keeps_its_kl_rows():
     ex = hand_built(prior_bits=3.0, final_ce_bits=1.0)
     table = layer_table(metrics_of(ex), ex)

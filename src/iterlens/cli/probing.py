@@ -194,8 +194,12 @@ def evaluate(args):
     from iterlens.probing.lenses import LogitLens, evaluate_lenses, load_lens
     from iterlens.probing.readout import Readout
     from iterlens.probing.store import ActivationStore
-    from iterlens.probing.transfer import transfer_group_sums, transfer_table
-    from iterlens.report.uncertainty import layer_table, transfer_table_intervals
+    from iterlens.probing.transfer import (
+        transfer_group_sums,
+        transfer_table,
+        unmeasured_transfer_table,
+    )
+    from iterlens.report.uncertainty import layer_table, model_info, transfer_table_intervals
 
     cfg = load_cfg(args)
     device = device_of(args)
@@ -228,7 +232,13 @@ def evaluate(args):
     )
     examples = Examples(groups, {**values, "prior_ce_bits": prior_ce})
     transfer = None
-    if args.transfer_out:
+    info = model_info(examples, examples.group_sums())
+    if args.transfer_out and not info["informative"]:
+        log.info(
+            "transfer matrix not measured, every value NaN: %s", info["not_informative_reason"]
+        )
+        transfer = unmeasured_transfer_table(store.n_layers, cfg["lens"]["transfer_layers"])
+    elif args.transfer_out:
         examples.transfer = transfer_group_sums(
             lenses["tuned"],
             store,

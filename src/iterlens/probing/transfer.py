@@ -162,18 +162,34 @@ def transfer_table(sums: dict[str, np.ndarray]) -> pd.DataFrame:
         for j in range(n):
             if np.isnan(mean["ce_bits"][i, j]):
                 continue
-            row = {
-                "lens_layer": i,
-                "data_layer": j,
-                "lens": "logit" if i == n - 1 else "tuned",
-                "distance": j - i,
-                "triangle": "upper" if j > i else "lower" if j < i else "diagonal",
-            }
+            row = _pair(i, j, n)
             row.update({k: v[i, j] for k, v in mean.items()})
             row["ce_penalty_bits"] = mean["ce_bits"][i, j] - mean["ce_bits"][j, j]
             row["kl_penalty_bits"] = mean["kl_bits"][i, j] - mean["kl_bits"][j, j]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _pair(i: int, j: int, n: int) -> dict:
+    """The key columns of cell (i, j) of an ``n x n`` transfer table."""
+    return {
+        "lens_layer": i,
+        "data_layer": j,
+        "lens": "logit" if i == n - 1 else "tuned",
+        "distance": j - i,
+        "triangle": "upper" if j > i else "lower" if j < i else "diagonal",
+    }
+
+
+def unmeasured_transfer_table(n_layers: int, layers: Sequence[int] | None = None) -> pd.DataFrame:
+    """The rows :func:`transfer_table` would have for these layers, every value NaN.
+
+    For a model whose final distribution is not informative (an untrained net), every number
+    of its transfer matrix is reported as NaN, so the ``(L+1)^2`` readouts are not spent.
+    """
+    measured, n = transfer_layers(n_layers, layers), n_layers + 1
+    nan = dict.fromkeys((*TRANSFER_SUMS, "ce_penalty_bits", "kl_penalty_bits"), np.nan)
+    return pd.DataFrame([{**_pair(i, j, n), **nan} for i in measured for j in measured])
 
 
 def transfer_matrix(

@@ -168,10 +168,10 @@ def headline_row(name: str, ex: Examples) -> dict:
     inner = slice(1, n_layers) if n_layers > 1 else slice(0, 1)
 
     def put(col: str, stat, blank_: bool = blank) -> None:
-        put_estimate(row, col, estimate(stat, sums), blank_)
+        put_estimate(row, col, None if blank_ else estimate(stat, sums), blank_)
 
     put("blocks_gain_bits", blocks_gain)
-    if ex.transfer:
+    if ex.transfer or blank:  # a not-informative model's transfer is NaN, measured or not
         masks = transfer_masks(n_layers)
         for part in (*TRANSFER_PARTS, "layer0_lens", "layer0_data"):
             for scale in SCALES:

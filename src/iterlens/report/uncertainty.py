@@ -191,6 +191,9 @@ def transfer_table_intervals(table: pd.DataFrame, ex: Examples) -> pd.DataFrame:
             stats[f"{m}_penalty_{scale}"] = pen if by is None else _scaled(pen, by)
     stats["kept"] = _kept
     for name, stat in stats.items():
+        if not info["informative"]:  # NaN below; no transfer sums if it was not measured
+            out[name], out[f"{name}_lo"], out[f"{name}_hi"] = np.nan, np.nan, np.nan
+            continue
         point, lo, hi = estimate(stat, sums)
         if name not in out:
             out[name] = point[i, j]
