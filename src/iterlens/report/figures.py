@@ -27,11 +27,32 @@ FIGURES["rotated_control"] = plot_rotated_control  # drawn from rotated_control.
 FIGURES["dose_response"] = plot_dose_response  # drawn from dose_response.csv
 
 
-def figure(name: str):
-    """Register a figure function."""
+PAPER_FIGURES: list[str] = []  # the paper's main figures, in the order the argument reads them
+TEXT_WIDTH_IN = (21.0 - 2 * 2.0) / 2.54  # the paper's text block: A4 less two 2 cm margins
+# Font sizes of the main figures, in points at print size: they are drawn at the width of the
+# text block and shown at 100%, so no label prints below 7 pt.
+PAPER_RC = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "figure.titlesize": 8,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 4,
+}
+PAPER_DPI = 200
+
+
+def figure(name: str, paper: bool = False):
+    """Register a figure function; ``paper``: one of the paper's main figures (text width)."""
 
     def wrap(fn):
         FIGURES[name] = fn
+        if paper:
+            PAPER_FIGURES.append(name)
         return fn
 
     return wrap
@@ -48,9 +69,17 @@ def draw(name: str, inputs: Sequence[str], out: str | Path) -> None:
     if name not in FIGURES:
         raise ValueError(f"unknown figure '{name}'; known: {', '.join(sorted(FIGURES))}")
     sns.set_theme(style="whitegrid", context="paper")
-    fig = FIGURES[name](inputs)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=Path(out).suffix[1:] or "png")
+    paper = name in PAPER_FIGURES
+    with plt.rc_context(PAPER_RC if paper else {}):
+        fig = FIGURES[name](inputs)
+        with atomic_path(out) as tmp:
+            fig.savefig(
+                tmp,
+                dpi=PAPER_DPI if paper else 150,
+                bbox_inches="tight",
+                pad_inches=0.02 if paper else 0.1,
+                format=Path(out).suffix[1:] or "png",
+            )
     plt.close(fig)
 
 
@@ -436,4 +465,391 @@ def lms(inputs: Sequence[str]) -> plt.Figure:
     return fig
 
 
-# ---------------------------------------------------------------- the dose-response control
+# ---------------------------------------------------------------- the paper's main figures
+# Each carries one step of the argument across every studied model at once, drawn at the width
+# of the paper's text block (PAPER_RC). Models whose final distribution is not informative
+# (untrained nets) have no KL or transfer values: they are left out, never drawn as empty
+# panels; the paper names them in its text.
+LENS_STYLE = {  # lens -> (colour, line style, label); colour-blind-safe colours
+    "logit": ("#555555", "--", "logit lens"),
+    "tuned": ("#0072B2", "-", "tuned lens"),
+    "shared": ("#D55E00", "-.", "shared lens"),
+}
+LOG_FLOOR = 1e-4  # values below it are drawn at it on a log axis (bits or fractions)
+
+
+def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """Rows and columns of a grid of ``n`` panels, at most ``max_cols`` a row."""
+    cols = max(1, min(n, max_cols))
+    return -(-max(n, 1) // cols), cols
+
+
+def _model_colours(models: Sequence[str]) -> dict[str, tuple]:
+    """One colour per model, in the order given (the study's), the same in every main figure."""
+    return dict(zip(models, sns.color_palette("colorblind", max(len(models), 1)), strict=False))
+
+
+def _seed0(table: pd.DataFrame, weights: str = "trained") -> pd.DataFrame:
+    """The comparison table's rows of seed 0 with ``weights``, not a rotated or partial twin."""
+    keep = (table["weights"] == weights) & (table["seed"] == 0)
+    if "twin" in table:
+        keep &= table["twin"].isin(["model", "random"])
+    return table[keep]
+
+
+def _drawn(table: pd.DataFrame, quantities: Sequence[str]) -> list[str]:
+    """The models (in table order) with a finite value of one of ``quantities``."""
+    part = table[table["quantity"].isin(quantities)].dropna(subset=["value"])
+    return [m for m in dict.fromkeys(table["model"]) if m in set(part["model"])]
+
+
+def _positive(values) -> pd.Series:
+    """``values`` for a log axis: below :data:`LOG_FLOOR` drawn at it."""
+    return pd.Series(values, dtype=float).clip(lower=LOG_FLOOR)
+
+
+def _depth_curve(ax, part: pd.DataFrame, colour, ls: str, label: str | None, log: bool) -> None:
+    """One quantity on relative depth: layers 1..L-1 joined, with their 95% band.
+
+    Layer 0 is apart (a hollow marker at 0 with its interval, not joined); layer L is left
+    out (a lens's KL is 0 there by definition).
+    """
+    part = part.dropna(subset=["value"]).sort_values("layer")
+    fix = _positive if log else (lambda v: pd.Series(v, dtype=float))
+    inner = part[(part["layer"] >= 1) & (part["depth_frac"] < 1)]
+    if len(inner):
+        x = inner["depth_frac"].to_numpy(float)
+        ax.plot(x, fix(inner["value"]), ls=ls, marker="o", color=colour, label=label)
+        if inner["value_lo"].notna().any():
+            ax.fill_between(
+                x, fix(inner["value_lo"]), fix(inner["value_hi"]), color=colour, alpha=0.18, lw=0
+            )
+        label = None
+    first = part[part["layer"] == 0]
+    if len(first):
+        v, lo, hi = (float(fix(first[c]).iloc[0]) for c in ("value", "value_lo", "value_hi"))
+        err = None if pd.isna(lo) else [[max(v - lo, 0)], [max(hi - v, 0)]]
+        ax.errorbar([0.0], [v], yerr=err, fmt="o", mfc="white", mec=colour, ecolor=colour,
+                    capsize=2, label=label)  # fmt: skip
+
+
+def _depth_axis(ax) -> None:
+    ax.set_xlim(-0.06, 1.0)
+    ax.set_xlabel("relative depth l/L (hollow: layer 0)")
+
+
+@figure("paper_lenses", paper=True)
+def paper_lenses(inputs: Sequence[str]) -> plt.Figure:
+    """The logit and the tuned lens of every studied model on relative depth, one scale.
+
+    From ``comparison.csv``: KL to the final distribution over the model's information gain
+    (log scale, 95% bands) of the logit lens (left) and the tuned lens (right) of each trained
+    model (seed 0), layers 1..L-1 by l/L and layer 0 apart. Models without an informative
+    final distribution are left out.
+    """
+    table = read_table(inputs[0])
+    trained = _seed0(table)
+    colours = _model_colours(list(dict.fromkeys(trained["model"])))
+    lenses = ("logit", "tuned")
+    models = _drawn(trained, [f"{lens}_kl_frac" for lens in lenses])
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.6), sharey=True, layout="constrained")
+    for ax, lens in zip(axes, lenses, strict=True):
+        part = trained[trained["quantity"] == f"{lens}_kl_frac"]
+        for model in models:
+            _depth_curve(ax, part[part["model"] == model], colours[model], LENS_STYLE[lens][1],
+                         model, log=True)  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_title(LENS_STYLE[lens][2])
+        _depth_axis(ax)
+    axes[0].set_ylabel("KL to final / information gain")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+                   frameon=False)  # fmt: skip
+    return fig
+
+
+@figure("paper_shared", paper=True)
+def paper_shared(inputs: Sequence[str]) -> plt.Figure:
+    """The one shared lens against the per-layer tuned lens and the logit lens, per model.
+
+    From ``comparison.csv``: one panel per trained model (seed 0) with an informative final
+    distribution, KL to the final over the information gain (log scale, 95% bands) of the
+    three lenses on relative depth (layers 1..L-1 joined, layer 0 apart).
+    """
+    table = read_table(inputs[0])
+    trained = _seed0(table)
+    quantities = {lens: f"{lens}_kl_frac" for lens in LENS_STYLE}
+    models = _drawn(trained, list(quantities.values()))
+    rows, cols = _grid(len(models))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(TEXT_WIDTH_IN, 0.4 + 2.1 * rows), sharey=True,
+        squeeze=False, layout="constrained",
+    )  # fmt: skip
+    for ax, model in zip(axes.flat, models, strict=False):
+        part = trained[trained["model"] == model]
+        for lens, quantity in quantities.items():
+            colour, ls, label = LENS_STYLE[lens]
+            _depth_curve(ax, part[part["quantity"] == quantity], colour, ls, label, log=True)
+        n_layers = int(part["layer"].max())
+        ax.set(yscale="log", title=f"{model} (L = {n_layers})")
+        _depth_axis(ax)
+    for ax in axes.flat[len(models) :]:
+        ax.remove()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("KL to final / information gain")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
+    return fig
+
+
+@figure("paper_transfer", paper=True)
+def paper_transfer(inputs: Sequence[str]) -> plt.Figure:
+    """The transfer matrices of every studied model side by side, on one bounded scale.
+
+    From each model's ``transfer.csv``: the share of the own lens's information gain that
+    layer i's tuned lens keeps on layer j (``kept``, in [0, 1]; 1 on the diagonal), one panel
+    per model with an informative final distribution and one colour bar. White lines set
+    layer 0 (embeddings, stem) apart.
+    """
+    tables = [(model_of_table(p), read_table(p)) for p in inputs]
+    tables = [
+        (m, t)
+        for m, t in tables
+        if ("informative" not in t or t["informative"].astype(bool).all())
+        and t["kept"].notna().any()
+    ]
+    rows, cols = _grid(len(tables))
+    side = (TEXT_WIDTH_IN - 1.0) / cols
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(TEXT_WIDTH_IN, rows * (side + 0.55)), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    image = None
+    for k, (ax, (model, table)) in enumerate(zip(axes.flat, tables, strict=False)):
+        grid = table.pivot(index="lens_layer", columns="data_layer", values="kept")
+        image = ax.imshow(grid.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="equal")
+        layers = [int(x) for x in grid.columns]
+        step = max(1, -(-len(layers) // 8))
+        ticks = list(range(0, len(layers), step))
+        ax.set_xticks(ticks, [layers[t] for t in ticks])
+        ax.set_yticks(ticks, [layers[t] for t in ticks])
+        ax.grid(False)
+        if side / len(layers) >= 0.3:  # room for a 7 pt number in each cell
+            for (i, j), v in pd.DataFrame(grid.to_numpy(float)).stack().items():
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > 0.6 else "white")  # fmt: skip
+        ax.axhline(0.5, color="white", lw=1.5)
+        ax.axvline(0.5, color="white", lw=1.5)
+        ax.set_title(f"{model} (L = {max(layers)})")
+        ax.set_xlabel("data layer j")
+        if k % cols == 0:
+            ax.set_ylabel("tuned lens of layer i")
+    for ax in axes.flat[len(tables) :]:
+        ax.remove()
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.9, label="share of own gain kept")
+    return fig
+
+
+# The dose-response panels: dose_response.csv column -> (title, y label).
+DOSE_PANELS = {
+    "shared_ce_penalty_mean_bits": ("shared lens (layers 1..L-1)", "CE penalty (bits)"),
+    "transfer_ce_penalty_adjacent_bits": (
+        "tuned lens, moved one layer",
+        "CE penalty (bits)",
+    ),
+    "transfer_kept_adjacent": ("... share of its gain kept", "share of own gain kept"),
+}
+
+
+@figure("paper_dose", paper=True)
+def paper_dose(inputs: Sequence[str]) -> plt.Figure:
+    """The dose response: penalties against the size t of a rotation of each layer's basis.
+
+    From ``dose_response.csv``: per family, the shared lens's CE penalty, the adjacent
+    transfer CE penalty (bits) and the share of its gain an adjacent moved lens keeps, with 95%
+    intervals, at t = 0 (the model), the partial rotations and t = 1 (its rotated twin).
+    Panels whose column the table lacks, or holds no number of, are left out.
+    """
+    table = read_table(inputs[0])
+    panels = {c: p for c, p in DOSE_PANELS.items() if c in table and table[c].notna().any()}
+    families = list(dict.fromkeys(table["family"]))
+    colours = _model_colours(families)
+    fig, axes = plt.subplots(
+        1, max(len(panels), 1), figsize=(TEXT_WIDTH_IN, 2.4), squeeze=False, layout="constrained"
+    )
+    for ax, (column, (title, ylabel)) in zip(axes[0], panels.items(), strict=False):
+        for family in families:
+            part = table[table["family"] == family].sort_values("t")
+            value = part[column].to_numpy(float)
+            lo = part.get(f"{column}_lo", part[column]).to_numpy(float)
+            hi = part.get(f"{column}_hi", part[column]).to_numpy(float)
+            err = [
+                pd.Series(value - lo).fillna(0).clip(lower=0),
+                pd.Series(hi - value).fillna(0).clip(lower=0),
+            ]
+            ax.errorbar(part["t"], value, yerr=err, marker="o", capsize=2, color=colours[family],
+                        label=family)  # fmt: skip
+        ax.set(title=title, ylabel=ylabel, xlabel="rotation size t", xlim=(-0.05, 1.05))
+        if column.startswith("transfer_kept"):
+            ax.set_ylim(-0.02, 1.02)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+                   frameon=False)  # fmt: skip
+    return fig
+
+
+def _by_stem(inputs: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Tables named by their file's stem (``comparison``, ``rotated_control``, ...)."""
+    return {Path(p).stem: read_table(p) for p in inputs}
+
+
+def _untrained_panel(ax, comparison: pd.DataFrame, colours: dict) -> None:
+    """Free-probe top-1 accuracy on relative depth, trained (solid) vs initial weights (dashed)."""
+    for weights, ls in (("trained", "-"), ("untrained", "--")):
+        part = _seed0(comparison, weights)
+        part = part[part["quantity"] == "probe_top1_acc"].dropna(subset=["value"])
+        for model in colours:
+            rows = part[part["model"] == model].sort_values("layer")
+            if rows.empty:
+                continue
+            x = rows["depth_frac"].to_numpy(float)
+            ax.plot(x, rows["value"], ls=ls, marker="o", ms=3, color=colours[model],
+                    label=model if weights == "trained" else None)  # fmt: skip
+            ax.fill_between(x, rows["value_lo"], rows["value_hi"], color=colours[model],
+                            alpha=0.15, lw=0)  # fmt: skip
+    ax.set(title="free probes: trained (—), initial weights (--)", xlabel="relative depth l/L",
+           ylabel="probe top-1 accuracy", xlim=(-0.03, 1.03))  # fmt: skip
+
+
+# The rotated-twin panel: label -> (rotated_control.csv column, rows it is averaged over).
+ROTATED_MEASURES = {
+    "logit lens\nKL": ("logit_kl_bits", "below"),
+    "tuned lens\nKL": ("tuned_kl_bits", "below"),
+    "shared lens\nKL penalty": ("shared_kl_penalty_bits", "inner"),
+    "adjacent\ntransfer\nKL penalty": ("transfer_kl_penalty_bits", "adjacent"),
+}
+
+
+def _rotated_measures(table: pd.DataFrame, family: str, twin: str) -> list[float]:
+    """The means of :data:`ROTATED_MEASURES` of one family's model or rotated twin."""
+    rows = table[(table["model"] == family) & (table["twin"] == twin)]
+    layers = rows.dropna(subset=["layer"])
+    n_layers = int(layers["layer"].max()) if len(layers) else 0
+    selections = {
+        "below": layers[layers["layer"] < n_layers],
+        "inner": layers[(layers["layer"] >= 1) & (layers["layer"] < n_layers)]
+        if n_layers > 1
+        else layers[layers["layer"] < n_layers],
+        "adjacent": rows[rows["abs_distance"] == 1],
+    }
+    return [float(selections[where][column].mean()) for column, where in ROTATED_MEASURES.values()]
+
+
+def _rotated_panel(ax, rotated: pd.DataFrame, colours: dict) -> None:
+    """Each family's model (hollow) and rotated twin (filled), joined, on four measures."""
+    families = [f for f in dict.fromkeys(rotated["model"])]
+    width = 0.7 / max(len(families), 1)
+    for k, family in enumerate(families):
+        colour = colours.get(family, f"C{k}")
+        model, twin = (_rotated_measures(rotated, family, t) for t in ("original", "rotated"))
+        for i, (a, b) in enumerate(zip(model, twin, strict=True)):
+            if pd.isna(a) or pd.isna(b):
+                continue
+            x = i - 0.35 + width * (k + 0.5)
+            a, b = max(a, LOG_FLOOR), max(b, LOG_FLOOR)
+            ax.plot([x, x], [a, b], color=colour, lw=1)
+            ax.plot([x], [a], "o", mfc="white", mec=colour)
+            ax.plot([x], [b], "o", color=colour, label=family if i == 0 else None)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(ROTATED_MEASURES)), list(ROTATED_MEASURES))
+    ax.set_xlim(-0.5, len(ROTATED_MEASURES) - 0.5)
+    ax.set(title="rotated twins: model (hollow), twin (filled)", ylabel="bits")
+    ax.grid(False, axis="x")
+
+
+SEED_METRIC = "transfer_ce_penalty_adjacent_bits"  # the seeds panel's headline column
+
+
+def _seed_replicates(headline: pd.DataFrame) -> pd.DataFrame:
+    """The headline rows of the families with two seeds or more that have :data:`SEED_METRIC`.
+
+    With ``family`` and ``replicate`` columns; empty where there are none.
+    """
+    if SEED_METRIC not in headline:
+        return headline.iloc[:0]
+    columns = [c for c in (SEED_METRIC, f"{SEED_METRIC}_lo", f"{SEED_METRIC}_hi") if c in headline]
+    parsed = [artifacts.parse_model_name(m) for m in headline["model"]]
+    table = headline[["model", *columns]].assign(
+        family=[p.base for p in parsed], replicate=[p.replicate for p in parsed],
+        twin=[p.twin for p in parsed],
+    )  # fmt: skip
+    table = table[table["twin"] == "model"].dropna(subset=[SEED_METRIC])
+    counts = table.groupby("family")["replicate"].transform("count")
+    return table[counts >= 2]
+
+
+def _seeds_panel(ax, replicates: pd.DataFrame, seeds: pd.DataFrame | None) -> None:
+    """The adjacent transfer CE penalty of each seed (dots, with 95% intervals).
+
+    Beside them, the mean over seeds with the interval over seeds (a diamond).
+    """
+    families = list(dict.fromkeys(replicates["family"]))
+    for k, family in enumerate(families):
+        part = replicates[replicates["family"] == family].sort_values("replicate")
+        x = k - 0.15 + (part["replicate"].to_numpy() - (len(part) - 1) / 2) * 0.12
+        v = part[SEED_METRIC].to_numpy(float)
+        lo = part.get(f"{SEED_METRIC}_lo", part[SEED_METRIC]).to_numpy(float)
+        hi = part.get(f"{SEED_METRIC}_hi", part[SEED_METRIC]).to_numpy(float)
+        ax.errorbar(x, v, yerr=[v - lo, hi - v], fmt="o", color="C0", capsize=2, ms=3)
+        row = (
+            seeds[(seeds["model"] == family) & (seeds["metric"] == SEED_METRIC)]
+            if seeds is not None
+            else []
+        )
+        if len(row) and pd.notna(row["lo"].iloc[0]):
+            m, lo_s, hi_s = (float(row[c].iloc[0]) for c in ("mean", "lo", "hi"))
+            ax.errorbar([k + 0.3], [m], yerr=[[m - lo_s], [hi_s - m]], fmt="D", color="black",
+                        capsize=3, ms=4)  # fmt: skip
+    ax.set_xticks(range(len(families)), families)
+    ax.set_xlim(-0.6, len(families) - 0.4)
+    ax.set(title="seeds: each (dots), over seeds (diamond)",
+           ylabel="adjacent transfer CE penalty (bits)")  # fmt: skip
+    ax.grid(False, axis="x")
+
+
+@figure("paper_controls", paper=True)
+def paper_controls(inputs: Sequence[str]) -> plt.Figure:
+    """The controls side by side: initial weights, rotated twins, seed replicates.
+
+    ``inputs``: ``comparison.csv`` and, where the run has them, ``rotated_control.csv``,
+    ``headline.csv`` and ``seeds.csv`` (named by their file). Panels: free-probe accuracy of
+    each trained model (solid) and of its untrained twin (dashed) on relative depth; each
+    model's and its rotated twin's logit- and tuned-lens KL (layers 0..L-1), shared-lens KL
+    penalty (layers 1..L-1) and adjacent transfer KL penalty (layers 1..L), on a log scale;
+    the adjacent transfer CE penalty of every seed of the models trained from several seeds.
+    A panel the run has no numbers for is left out.
+    """
+    tables = _by_stem(inputs)
+    comparison = tables["comparison"]
+    colours = _model_colours(list(dict.fromkeys(_seed0(comparison)["model"])))
+    panels = [lambda ax: _untrained_panel(ax, comparison, colours)]
+    if "rotated_control" in tables:
+        panels.append(lambda ax: _rotated_panel(ax, tables["rotated_control"], colours))
+    if "headline" in tables and len(replicates := _seed_replicates(tables["headline"])):
+        panels.append(lambda ax: _seeds_panel(ax, replicates, tables.get("seeds")))
+    widths = [1.2] + [1.0] * (len(panels) - 1)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(TEXT_WIDTH_IN, 2.9), width_ratios=widths, squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for ax, draw_panel in zip(axes[0], panels, strict=True):
+        draw_panel(ax)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+                   frameon=False)  # fmt: skip
+    return fig
