@@ -247,8 +247,14 @@ def lens_curves(inputs: Sequence[str]) -> plt.Figure:
 
 @figure("transfer")
 def transfer(inputs: Sequence[str]) -> plt.Figure:
-    """Heatmaps of the CE and KL transfer penalty, lens layer i (rows) on data layer j."""
+    """Heatmaps of the CE and KL transfer penalty, lens layer i (rows) on data layer j.
+
+    A model whose final distribution is not informative (an untrained twin) has no penalties:
+    it gets no row of empty panels, and the title names it.
+    """
     tables = [(model_of_table(p), read_table(p)) for p in inputs]
+    blank = [m for m, t in tables if not _informative_table(t)]
+    tables = [(m, t) for m, t in tables if m not in blank] or tables[:1]
     fig, axes = plt.subplots(len(tables), 2, figsize=(10, 4.2 * len(tables)), squeeze=False)
     for row, (model, table) in zip(axes, tables, strict=True):
         for ax, metric in zip(row, ["ce_penalty_bits", "kl_penalty_bits"], strict=True):
@@ -265,8 +271,15 @@ def transfer(inputs: Sequence[str]) -> plt.Figure:
             ax.set_title(f"{model}: {metric.replace('_', ' ')}")
             ax.set_xlabel("data layer j")
             ax.set_ylabel("lens of layer i")
+    if blank:
+        fig.suptitle("not informative, no penalties: " + ", ".join(blank), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _informative_table(table: pd.DataFrame) -> bool:
+    """Whether a per-model table is of a model with an informative final distribution."""
+    return "informative" not in table or bool(table["informative"].astype(bool).all())
 
 
 @figure("shared_lens")
@@ -535,7 +548,8 @@ def _depth_curve(ax, part: pd.DataFrame, colour, ls: str, label: str | None, log
 
 def _depth_axis(ax) -> None:
     ax.set_xlim(-0.06, 1.0)
-    ax.set_xlabel("relative depth l/L (hollow: layer 0)")
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0", "", "0.5", "", "1"])
+    ax.set_xlabel("relative depth l/L")
 
 
 @figure("paper_lenses", paper=True)
@@ -614,12 +628,7 @@ def paper_transfer(inputs: Sequence[str]) -> plt.Figure:
     layer 0 (embeddings, stem) apart.
     """
     tables = [(model_of_table(p), read_table(p)) for p in inputs]
-    tables = [
-        (m, t)
-        for m, t in tables
-        if ("informative" not in t or t["informative"].astype(bool).all())
-        and t["kept"].notna().any()
-    ]
+    tables = [(m, t) for m, t in tables if _informative_table(t) and t["kept"].notna().any()]
     rows, cols = _grid(len(tables))
     side = (TEXT_WIDTH_IN - 1.0) / cols
     fig, axes = plt.subplots(
@@ -649,7 +658,8 @@ def paper_transfer(inputs: Sequence[str]) -> plt.Figure:
     for ax in axes.flat[len(tables) :]:
         ax.remove()
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.9, label="share of own gain kept")
+        used = list(axes.flat[: len(tables)])
+        fig.colorbar(image, ax=used, shrink=0.9, label="share of own gain kept")
     return fig
 
 
