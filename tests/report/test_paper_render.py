@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, write_fake_results
+from test_paper_layout import layout_problems
 
 from iterlens.io import write_json
 from iterlens.report.findings import plain
@@ -156,6 +157,7 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
     assert "Its lenses and probes are trained on 100 lens-fit tokens" in text
     assert "with AdamW, 30 steps of 16 examples (40 for probes) unless a model" in text
     assert "Intervals are shown as value [low, high]" in text
+    assert layout_problems(tmp_path / "paper.pdf") == []
 
 
 @needs_poppler
@@ -166,6 +168,7 @@ def test_fake_paper_without_vision_or_intervals(tmp_path):
     assert "carry no bootstrap intervals" in text
     assert "cnn_plain" not in text
     check_findings(values, tmp_path / "paper.pdf")
+    assert layout_problems(tmp_path / "paper.pdf") == []  # no main figures: still a paper
 
 
 @needs_poppler
