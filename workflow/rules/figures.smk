@@ -117,8 +117,8 @@ rule figure_lms:
         "iterlens plot --figure lms --inputs {input} --out {output} > {log} 2>&1"
 
 
-# The paper's main figures (iterlens.report.figures.PAPER_FIGURES): each one step of the
-# argument across every studied model, drawn at the width of the paper's text block.
+# The paper's main figures (iterlens.report.figures.PAPER_FIGURES, the one list): each one step
+# of the argument across every studied model, drawn at the width of the paper's text block.
 rule figure_paper_lenses:
     input:
         A.COMPARISON,
@@ -207,10 +207,8 @@ rule figure_paper_controls:
         "iterlens plot --figure paper_controls --inputs {input} --out {output} > {log} 2>&1"
 
 
-TARGETS += expand(A.FIGURE, name=["paper_lenses", "paper_transfer", "paper_shared"])
-if STUDY.partial_twins:
-    TARGETS += [A.FIGURE.format(name="paper_dose")]
-TARGETS += [A.FIGURE.format(name="paper_controls")]
+TARGETS += expand(A.FIGURE, name=[f for f in PAPER_FIGURES
+                                   if f != "paper_dose" or STUDY.partial_twins])
 TARGETS += expand(A.FIGURE, name=[f"{family}_training" for family in REFERENCE_FAMILIES])
 TARGETS += expand(A.FIGURE, name=[f"{m.name}_{f}" for m in STUDY.models
                                    for f in family_figures(m.domain)])

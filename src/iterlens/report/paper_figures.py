@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ACROSS = ("", "Across models")  # the group of figures that are no one model's
-# The main figures (iterlens.report.figures.PAPER_FIGURES), in the order the argument reads
-# them; the paper places each in its section, the rest go to the appendix.
-MAIN_FIGURES = ["paper_lenses", "paper_transfer", "paper_shared", "paper_dose", "paper_controls"]
+# The paper's main figures, in the order the paper numbers them: the one list of them.
+# iterlens.report.figures draws these at the text width (its PAPER_FIGURES is this list), the
+# workflow has a rule for each (workflow/rules/figures.smk); the paper places each in its
+# section, every other figure goes to the appendix.
+MAIN_FIGURES = [
+    "paper_lenses",
+    "paper_transfer",
+    "paper_shared",
+    "paper_controls",
+    "paper_dose",
+]
 
 
 def figure_groups(studied: Sequence[dict]) -> list[tuple[str, str]]:
