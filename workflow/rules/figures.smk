@@ -1,6 +1,6 @@
 # Figures, each drawn from the tables a rule wrote: one job per studied model (the trained
 # model and, where it has one, its untrained twin on the same axes), plus the training curves
-# of the reference LMs and the comparison.
+# of the reference LMs and the paper's main figures (every studied model at once).
 # The list of figures is iterlens.report.figures.FAMILY_FIGURES.
 
 
@@ -82,39 +82,6 @@ rule figure_fit:
         "Figure: convergence of the lenses of {wildcards.family} (train and held-out loss)"
     shell:
         "iterlens plot --figure fit --inputs {input} --out {output} > {log} 2>&1"
-
-
-rule figure_comparison:
-    input:
-        A.COMPARISON,
-    output:
-        report(A.FIGURE.format(name="comparison"), caption="../report/comparison.rst",
-               category="Comparison"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-    log:
-        "logs/figures/comparison.log",
-    message:
-        "Figure: LM vs plain CNN vs residual CNN on relative depth"
-    shell:
-        "iterlens plot --figure comparison --inputs {input} --out {output} > {log} 2>&1"
-
-
-rule figure_lms:
-    input:
-        A.COMPARISON,
-    output:
-        report(A.FIGURE.format(name="lms"), caption="../report/lms.rst", category="Comparison"),
-    threads: 1
-    resources:
-        mem_mb=1000,
-    log:
-        "logs/figures/lms.log",
-    message:
-        "Figure: the studied LMs side by side on relative depth"
-    shell:
-        "iterlens plot --figure lms --inputs {input} --out {output} > {log} 2>&1"
 
 
 # The paper's main figures (iterlens.report.figures.PAPER_FIGURES, the one list): each one step
@@ -213,7 +180,3 @@ TARGETS += expand(A.FIGURE, name=[f"{family}_training" for family in REFERENCE_F
 TARGETS += expand(A.FIGURE, name=[f"{m.name}_{f}" for m in STUDY.models
                                    for f in family_figures(m.domain)])
 TARGETS += expand(A.FIGURE, name=[f"{family}_fit" for family in FAMILIES])
-if LM_ENTRIES:
-    TARGETS += [A.FIGURE.format(name="lms")]
-if VISION:
-    TARGETS += [A.FIGURE.format(name="comparison")]

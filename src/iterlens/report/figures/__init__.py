@@ -9,19 +9,30 @@ of one studied model. The modules, by what they draw:
 - :mod:`~iterlens.report.figures.lens_curves`: the lenses by layer, the shared lens,
   prediction depth, ranks;
 - :mod:`~iterlens.report.figures.transfer`: a model's transfer penalties, layer by layer;
-- :mod:`~iterlens.report.figures.across`: models side by side on relative depth;
 - :mod:`~iterlens.report.figures.paper_lenses`, :mod:`~iterlens.report.figures.paper_transfer`,
   :mod:`~iterlens.report.figures.controls`: the paper's main figures (conventions in
   :mod:`~iterlens.report.figures.paper_axes`) and the controls' own figures.
 """
 
-from iterlens.report.figures.across import comparison, lms
-from iterlens.report.figures.controls import paper_controls, paper_dose
-from iterlens.report.figures.family import FAMILY_FIGURES, draw_family, family_figures
-from iterlens.report.figures.lens_curves import lens_curves, prediction_depth, ranks, shared_lens
-from iterlens.report.figures.paper_lenses import paper_lenses, paper_shared
-from iterlens.report.figures.paper_transfer import paper_transfer
-from iterlens.report.figures.registry import (
+import matplotlib
+
+matplotlib.use("Agg")  # before any module of the package imports pyplot
+
+from iterlens.report.figures.controls import paper_controls, paper_dose  # noqa: E402
+from iterlens.report.figures.family import (  # noqa: E402
+    FAMILY_FIGURES,
+    draw_family,
+    family_figures,
+)
+from iterlens.report.figures.lens_curves import (  # noqa: E402
+    lens_curves,
+    prediction_depth,
+    ranks,
+    shared_lens,
+)
+from iterlens.report.figures.paper_lenses import paper_lenses, paper_shared  # noqa: E402
+from iterlens.report.figures.paper_transfer import paper_transfer  # noqa: E402
+from iterlens.report.figures.registry import (  # noqa: E402
     FIGURES,
     PAPER_DPI,
     PAPER_FIGURES,
@@ -30,8 +41,8 @@ from iterlens.report.figures.registry import (
     draw,
     figure,
 )
-from iterlens.report.figures.training import fit, lm_training
-from iterlens.report.figures.transfer import transfer
+from iterlens.report.figures.training import fit, lm_training  # noqa: E402
+from iterlens.report.figures.transfer import transfer  # noqa: E402
 
 __all__ = [
     "FAMILY_FIGURES",
@@ -40,7 +51,6 @@ __all__ = [
     "PAPER_FIGURES",
     "PAPER_RC",
     "TEXT_WIDTH_IN",
-    "comparison",
     "draw",
     "draw_family",
     "family_figures",
@@ -48,7 +58,6 @@ __all__ = [
     "fit",
     "lens_curves",
     "lm_training",
-    "lms",
     "paper_controls",
     "paper_dose",
     "paper_lenses",

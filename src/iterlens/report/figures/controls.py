@@ -1,7 +1,7 @@
 """The figures of the controls: the paper's dose-response and controls figures.
 
-Also registered here: the rotated-twin and dose-response figures of
-:mod:`iterlens.report.controls`.
+Also registered here: the rotated-twin figure of :mod:`iterlens.report.controls` (each
+model beside its rotated twin, layer by layer: the detail the controls figure averages).
 
 The controls figure sets side by side what the controls say: free probes at initial weights,
 each model against its rotated twin, and the spread over seeds.
@@ -14,57 +14,76 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
 
 from iterlens import artifacts
 from iterlens.io import read_table
-from iterlens.report.controls import plot_dose_response, plot_rotated_control
+from iterlens.report.controls import plot_rotated_control
 from iterlens.report.figures.paper_axes import LOG_FLOOR, model_colours, seed0
 from iterlens.report.figures.registry import FIGURES, TEXT_WIDTH_IN, figure
 
 FIGURES["rotated_control"] = plot_rotated_control  # drawn from rotated_control.csv
-FIGURES["dose_response"] = plot_dose_response  # drawn from dose_response.csv
 
-# The dose-response panels: dose_response.csv column -> (title, y label).
-DOSE_PANELS = {
-    "shared_ce_penalty_mean_bits": ("shared lens (layers 1..L-1)", "CE penalty (bits)"),
-    "transfer_ce_penalty_adjacent_bits": (
-        "tuned lens, moved one layer",
+# The dose-response panels: (title, y label, {dose_response.csv column: line style}); solid:
+# the adjacent layers (|i - j| = 1), dashed: the far ones (|i - j| >= L/2).
+DOSE_PANELS = [
+    ("shared lens (layers 1..L-1)", "CE penalty (bits)", {"shared_ce_penalty_mean_bits": "-"}),
+    (
+        "tuned lens moved: adjacent (—), far (--)",
         "CE penalty (bits)",
+        {"transfer_ce_penalty_adjacent_bits": "-", "transfer_ce_penalty_far_bits": "--"},
     ),
-    "transfer_kept_adjacent": ("... share of its gain kept", "share of own gain kept"),
-}
+    (
+        "... share of its gain kept",
+        "share of own gain kept",
+        {"transfer_kept_adjacent": "-", "transfer_kept_far": "--"},
+    ),
+]
+
+
+def _dose_line(
+    ax: Axes, part: pd.DataFrame, column: str, ls: str, colour: object, label: str | None
+) -> None:
+    """One family's ``column`` against t with its 95% interval (``{column}_lo``, ``_hi``)."""
+    value = part[column].to_numpy(float)
+    lo = part.get(f"{column}_lo", part[column]).to_numpy(float)
+    hi = part.get(f"{column}_hi", part[column]).to_numpy(float)
+    err = [
+        pd.Series(value - lo).fillna(0).clip(lower=0),
+        pd.Series(hi - value).fillna(0).clip(lower=0),
+    ]
+    ax.errorbar(part["t"], value, yerr=err, marker="o", capsize=2, color=colour, ls=ls,
+                label=label)  # fmt: skip
 
 
 @figure("paper_dose")
 def paper_dose(inputs: Sequence[str]) -> plt.Figure:
     """The dose response: penalties against the size t of a rotation of each layer's basis.
 
-    From ``dose_response.csv``: per family, the shared lens's CE penalty, the adjacent
-    transfer CE penalty (bits) and the share of its gain an adjacent moved lens keeps, with 95%
-    intervals, at t = 0 (the model), the partial rotations and t = 1 (its rotated twin).
-    Panels whose column the table lacks, or holds no number of, are left out.
+    From ``dose_response.csv``: per family, the shared lens's CE penalty, the CE penalty of a
+    tuned lens moved to an adjacent (solid) or far (dashed) layer (bits) and the share of its
+    gain the moved lens keeps, with 95% intervals, at t = 0 (the model), the partial rotations
+    and t = 1 (its rotated twin). Columns the table lacks, or holds no number of, are left
+    out, and a panel left with none.
     """
     table = read_table(inputs[0])
-    panels = {c: p for c, p in DOSE_PANELS.items() if c in table and table[c].notna().any()}
+    panels = [
+        (title, ylabel, {c: ls for c, ls in lines.items() if c in table and table[c].notna().any()})
+        for title, ylabel, lines in DOSE_PANELS
+    ]
+    panels = [panel for panel in panels if panel[2]]
     families = list(dict.fromkeys(table["family"]))
     colours = model_colours(families)
     fig, axes = plt.subplots(
         1, max(len(panels), 1), figsize=(TEXT_WIDTH_IN, 2.4), squeeze=False, layout="constrained"
     )
-    for ax, (column, (title, ylabel)) in zip(axes[0], panels.items(), strict=False):
+    for ax, (title, ylabel, lines) in zip(axes[0], panels, strict=False):
         for family in families:
             part = table[table["family"] == family].sort_values("t")
-            value = part[column].to_numpy(float)
-            lo = part.get(f"{column}_lo", part[column]).to_numpy(float)
-            hi = part.get(f"{column}_hi", part[column]).to_numpy(float)
-            err = [
-                pd.Series(value - lo).fillna(0).clip(lower=0),
-                pd.Series(hi - value).fillna(0).clip(lower=0),
-            ]
-            ax.errorbar(part["t"], value, yerr=err, marker="o", capsize=2, color=colours[family],
-                        label=family)  # fmt: skip
+            for k, (column, ls) in enumerate(lines.items()):
+                _dose_line(ax, part, column, ls, colours[family], family if k == 0 else None)
         ax.set(title=title, ylabel=ylabel, xlabel="rotation size t", xlim=(-0.05, 1.05))
-        if column.startswith("transfer_kept"):
+        if any(column.startswith("transfer_kept") for column in lines):
             ax.set_ylim(-0.02, 1.02)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
@@ -78,7 +97,7 @@ def _by_stem(inputs: Sequence[str]) -> dict[str, pd.DataFrame]:
     return {Path(p).stem: read_table(p) for p in inputs}
 
 
-def _untrained_panel(ax, comparison: pd.DataFrame, colours: dict) -> None:
+def _untrained_panel(ax: Axes, comparison: pd.DataFrame, colours: dict) -> None:
     """Free-probe top-1 accuracy on relative depth, trained (solid) vs initial weights (dashed)."""
     for weights, ls in (("trained", "-"), ("untrained", "--")):
         part = seed0(comparison, weights)
@@ -120,7 +139,7 @@ def _rotated_measures(table: pd.DataFrame, family: str, twin: str) -> list[float
     return [float(selections[where][column].mean()) for column, where in ROTATED_MEASURES.values()]
 
 
-def _rotated_panel(ax, rotated: pd.DataFrame, colours: dict) -> None:
+def _rotated_panel(ax: Axes, rotated: pd.DataFrame, colours: dict) -> None:
     """Each family's model (hollow) and rotated twin (filled), joined, on four measures."""
     families = [f for f in dict.fromkeys(rotated["model"])]
     width = 0.7 / max(len(families), 1)
@@ -163,7 +182,7 @@ def _seed_replicates(headline: pd.DataFrame) -> pd.DataFrame:
     return table[counts >= 2]
 
 
-def _seeds_panel(ax, replicates: pd.DataFrame, seeds: pd.DataFrame | None) -> None:
+def _seeds_panel(ax: Axes, replicates: pd.DataFrame, seeds: pd.DataFrame | None) -> None:
     """The adjacent transfer CE penalty of each seed (dots, with 95% intervals).
 
     Beside them, the mean over seeds with the interval over seeds (a diamond).
