@@ -101,9 +101,11 @@ def check_numbers(values: dict, text: str, root: Path, pdf: Path) -> None:
     lines = [f" {line} " for line in pdf_text(pdf, layout=True).splitlines()]
     for table in values["layer_tables"]:
         for layer in range(table["n_layers"] + 1):
-            # a value left out (undefined, e.g. KL of an untrained net) prints as n.i.
+            # a value left out prints as n.i. for a model that is not informative (KL of an
+            # untrained net), as an en dash for one that is (a layer without a free probe)
+            absent = "n.i." if table["model"] in values.get("not_informative", []) else "–"
             cells = " ".join(
-                values["values"][name]["text"] if name in values["values"] else "n.i."
+                values["values"][name]["text"] if name in values["values"] else absent
                 for name in (row["names"][layer] for row in table["rows"])
             )
             assert any(f" {layer} {cells} " in line for line in lines), (table["model"], layer)
