@@ -138,13 +138,48 @@ def test_controls_leave_out_the_panels_a_run_has_no_numbers_for(tmp_path):
     assert [t.get_text() for t in replicates.get_xticklabels()] == ["cnn"]  # a has one seed
 
 
-@pytest.mark.parametrize("name", ["paper_lenses", "paper_shared"])
+def dose(tmp_path) -> str:
+    rows = [{"family": "a", "t": t, "shared_ce_penalty_mean_bits": t,
+             "transfer_ce_penalty_adjacent_bits": 2 * t, "transfer_ce_penalty_far_bits": 3 * t,
+             "transfer_kept_adjacent": 1 - t, "transfer_kept_far": 1 - t}
+            for t in (0.0, 0.5, 1.0)]  # fmt: skip
+    path = tmp_path / "dose_response.csv"
+    write_table(pd.DataFrame(rows), path)
+    return str(path)
+
+
+INPUTS = {  # each main figure's tables, hand-made
+    "paper_lenses": lambda tmp: [comparison(tmp)],
+    "paper_shared": lambda tmp: [comparison(tmp)],
+    "paper_controls": lambda tmp: [comparison(tmp)],
+    "paper_transfer": lambda tmp: [transfer(tmp, "a", 4, True), transfer(tmp, "b", 6, True)],
+    "paper_dose": lambda tmp: [dose(tmp)],
+}
+
+
+def test_dose_response_draws_far_layers_dashed(tmp_path):
+    fig = F.paper_dose([dose(tmp_path)])
+    moved, kept = fig.axes[1:]
+    for ax in (moved, kept):
+        styles = [line.get_linestyle() for line in ax.get_lines()]
+        assert sorted(s for s in styles if s != "None") == ["-", "--"]  # adjacent, far
+
+
+@pytest.mark.parametrize("name", MAIN_FIGURES)
 def test_main_figures_print_at_the_text_width(tmp_path, name):
     from PIL import Image
 
     out = tmp_path / f"{name}.png"
-    F.draw(name, [comparison(tmp_path)], out)
+    F.draw(name, INPUTS[name](tmp_path), out)
     with Image.open(out) as image:
         width_in = image.size[0] / F.PAPER_DPI
     # shown at 100% of the text block, so its 7 pt labels print at (nearly) 7 pt
     assert 0.95 * F.TEXT_WIDTH_IN <= width_in <= 1.01 * F.TEXT_WIDTH_IN
+    # and no word of it is set below 7 pt
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    with plt.rc_context(F.PAPER_RC):
+        fig = F.FIGURES[name](INPUTS[name](tmp_path))
+    sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()}
+    assert sizes and min(sizes.values()) >= 7, sorted(sizes.items(), key=lambda kv: kv[1])[:3]
