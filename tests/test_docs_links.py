@@ -145,7 +145,7 @@ def test_the_checks_catch_broken_links(tmp_path):
         "[x](docs/a.md#the-x-section-y)",
         "[again](docs/a.md#again-1)",
         "[top](#top)",
-        "[fig](results/figures/lms.png)",
+        "[fig](results/figures/paper_lenses.png)",
         "[web](https://example.org/#nothing)",
         "`[code](not/checked.md)`",
     ]

@@ -156,6 +156,6 @@ def test_dose_response_table_rows_and_the_model_at_zero(tmp_path):
     out = tmp_path / "dose_response.csv"
     assert main(["dose-response", "--examples", *paths.values(), "--out", str(out)]) == 0
     assert pd.read_csv(out)["t"].tolist() == [0.0, 0.25, 0.5, 1.0]
-    png = tmp_path / "dose_response.png"
-    assert main(["plot", "--figure", "dose_response", "--inputs", str(out), "--out", str(png)]) == 0
+    png = tmp_path / "paper_dose.png"
+    assert main(["plot", "--figure", "paper_dose", "--inputs", str(out), "--out", str(png)]) == 0
     assert png.stat().st_size > 0

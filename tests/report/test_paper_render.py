@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, write_fake_results
+from test_paper_layout import layout_problems
 
 from iterlens.io import write_json
 from iterlens.report.findings import plain
@@ -40,13 +41,17 @@ CONFIG = {
 
 
 def pdf_text(pdf: Path, layout: bool = False) -> str:
-    """The PDF's text up to its references, whitespace collapsed (``layout``: one line a row)."""
+    """The PDF's text but its list of references: the main text before it and the appendix
+    after it, whitespace collapsed (``layout``: one line a row)."""
     text = subprocess.run(
         ["pdftotext", *(["-layout"] if layout else []), str(pdf), "-"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.rsplit("References", 1)[0]
+    ).stdout
+    main, heading, rest = text.rpartition("References")
+    if heading:  # the references end where the appendix begins (if the paper has one)
+        text = main + (rest[rest.index("Appendix") :] if "Appendix" in rest else "")
     if layout:
         return "\n".join(" ".join(line.split()) for line in text.splitlines())
     return " ".join(text.split())
@@ -92,23 +97,49 @@ def check_numbers(values: dict, text: str, root: Path, pdf: Path) -> None:
         text = text.replace(model, " ")
     stray = [x for x in DECIMAL.findall(text) if x not in printed]
     assert not stray, f"numbers in the PDF that are no named value: {stray}"
-    rows = pdf_text(pdf, layout=True).splitlines()
+    # a layer table has a row per layer; tables side by side share a line of the layout text
+    lines = [f" {line} " for line in pdf_text(pdf, layout=True).splitlines()]
     for table in values["layer_tables"]:
-        for row in table["rows"]:
-            # a value left out (undefined, e.g. KL of an untrained net) prints as n.i.
+        for layer in range(table["n_layers"] + 1):
+            # a value left out prints as n.i. for a model that is not informative (KL of an
+            # untrained net), as an en dash for one that is (a layer without a free probe)
+            absent = "n.i." if table["model"] in values.get("not_informative", []) else "–"
             cells = " ".join(
-                values["values"][name]["text"] if name in values["values"] else "n.i."
-                for name in row["names"]
+                values["values"][name]["text"] if name in values["values"] else absent
+                for name in (row["names"][layer] for row in table["rows"])
             )
-            assert f"{row['label']} {cells}" in rows, (table["model"], row["label"])
+            assert any(f" {layer} {cells} " in line for line in lines), (table["model"], layer)
 
 
-def check_findings(values: dict, text: str) -> None:
-    """Each finding of ``values.json`` is in the PDF's text as written (line breaks aside)."""
+def squeezed_pages(pdf: Path) -> list[str]:
+    """The text of every page with all whitespace taken out."""
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return ["".join(page.split()) for page in text.split("\f")]
+
+
+def reads(pdf: Path | list[str], phrase: str) -> bool:
+    """Whether the PDF reads ``phrase`` as written (whitespace aside): on one page, or begun at
+    the foot of one page's text and ended at the head of the next, with whatever floats
+    (figures, tables) the page break has between them."""
+    pages = squeezed_pages(pdf) if isinstance(pdf, Path) else pdf
+    want = "".join(phrase.split())
+    if any(want in page for page in pages):
+        return True
+    return any(
+        want[:cut] in first and want[cut:] in second
+        for first, second in zip(pages, pages[1:], strict=False)
+        for cut in range(1, len(want))
+    )
+
+
+def check_findings(values: dict, pdf: Path) -> None:
+    """Each finding of ``values.json`` is in the PDF as written (line and page breaks aside)."""
     assert values["findings"]
-    squeezed = "".join(text.split())
+    pages = squeezed_pages(pdf)
     for finding in values["findings"]:
-        assert "".join(plain(finding["text"]).split()) in squeezed, finding["key"]
+        assert reads(pages, plain(finding["text"])), finding["key"]
 
 
 @needs_poppler
@@ -122,12 +153,13 @@ def test_fake_paper_numbers_and_sentences(tmp_path):
         f"[{v[adj + '_lo']['text']}, {v[adj + '_hi']['text']}] bits)"
     ) in text
     assert "Eval accuracy of the CNN twins: plain 0.656, residual 0.337 (1762 and 1762" in text
-    check_findings(values, text)
+    check_findings(values, tmp_path / "paper.pdf")
     assert "This run has no vocabulary-space analysis" in text
     assert "This run has no rotated twins" in text
     assert "Its lenses and probes are trained on 100 lens-fit tokens" in text
     assert "with AdamW, 30 steps of 16 examples (40 for probes) unless a model" in text
     assert "Intervals are shown as value [low, high]" in text
+    assert layout_problems(tmp_path / "paper.pdf") == []
 
 
 @needs_poppler
@@ -137,7 +169,8 @@ def test_fake_paper_without_vision_or_intervals(tmp_path):
     assert "The vision control is disabled in this run." in text
     assert "carry no bootstrap intervals" in text
     assert "cnn_plain" not in text
-    check_findings(values, text)
+    check_findings(values, tmp_path / "paper.pdf")
+    assert layout_problems(tmp_path / "paper.pdf") == []  # no main figures: still a paper
 
 
 @needs_poppler
@@ -164,7 +197,7 @@ def test_fake_paper_sentence_follows_a_reversed_result(tmp_path):
     text = pdf_text(tmp_path / "p.pdf")
     assert "its twin with identity skips does not do better" in text
     assert "does better" not in text
-    check_findings(values, text)
+    check_findings(values, tmp_path / "p.pdf")
 
 
 # ----------------------------------------------------------------------- the smoke run's paper
@@ -175,7 +208,7 @@ def test_smoke_paper_numbers_match_tables(smoke_run):
     values = json.loads((paper / "values.json").read_text())
     text = pdf_text(paper / "paper.pdf")
     check_numbers(values, text, smoke_run, paper / "paper.pdf")
-    check_findings(values, text)  # the rotated twins' and dose response's among them
+    check_findings(values, paper / "paper.pdf")  # the rotated twins' and dose response's too
     import pandas as pd
 
     headline = pd.read_csv(smoke_run / "results/tables/headline.csv").set_index("model")

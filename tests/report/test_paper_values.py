@@ -123,13 +123,13 @@ def test_not_informative_values_are_absent(tmp_path):
 
 def test_figures_take_the_report_captions(tmp_path):
     root = write_fake_results(tmp_path)
-    for stem in ("comparison", "lm_transfer", "lm_training", "cnn_plain_transfer"):
+    for stem in ("rotated_control", "lm_transfer", "lm_training", "cnn_plain_transfer"):
         (root / "results" / "figures" / f"{stem}.png").write_bytes(b"")
     out = collect(
         root,
         [
             str(root / "results" / "figures" / f"{s}.png")
-            for s in ("comparison", "lm_transfer", "cnn_plain_transfer", "lm_training")
+            for s in ("rotated_control", "lm_transfer", "cnn_plain_transfer", "lm_training")
         ],
         CAPTIONS,
     )
@@ -137,12 +137,12 @@ def test_figures_take_the_report_captions(tmp_path):
         "lm_training",
         "lm_transfer",
         "cnn_plain_transfer",
-        "comparison",
+        "rotated_control",
     ]
     transfer = " ".join((CAPTIONS / "transfer.rst").read_text().replace("``", "").split())
     assert out["figures"][1]["caption"] == f"[lm] {transfer}"
     assert out["figures"][3]["caption"] == " ".join(
-        (CAPTIONS / "comparison.rst").read_text().replace("``", "").split()
+        (CAPTIONS / "rotated_control.rst").read_text().replace("``", "").split()
     )
     assert caption_of("cnn_residual_transfer", CAPTIONS) == transfer
     with pytest.raises(FileNotFoundError, match="no caption for figure 'lm_nothing'"):

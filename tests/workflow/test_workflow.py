@@ -82,7 +82,11 @@ def test_smoke_run_writes_tables_and_figures(smoke_run):
         "cnn_plain_transfer",
         "cnn_residual_transfer",
         "cnn_plain_lens_curves",
-        "comparison",
+        "paper_lenses",
+        "paper_transfer",
+        "paper_shared",
+        "paper_controls",
+        "paper_dose",
     ]:
         png = results / "figures" / f"{name}.png"
         assert png.stat().st_size > 10_000, name

@@ -9,7 +9,7 @@ from iterlens.device import uses_gpu
 from iterlens.locks import report_stale_locks
 from iterlens.models.studied import DEFAULT_RESIDUAL, Study
 from iterlens.probing.extract import n_shards
-from iterlens.report.figures import family_figures
+from iterlens.report.figures import PAPER_FIGURES, family_figures
 
 # Validate the config (unknown keys are named) and fill schema defaults.
 config.update(validate(config))

@@ -159,21 +159,5 @@ rule dose_response:
         "iterlens dose-response --examples {input} --out {output} > {log} 2>&1"
 
 
-rule figure_dose_response:
-    input:
-        A.DOSE_RESPONSE,
-    output:
-        report(A.FIGURE.format(name="dose_response"), caption="../report/dose_response.rst",
-               category="Controls"),
-    resources:
-        mem_mb=1000,
-    log:
-        "logs/figures/dose_response.log",
-    message:
-        "Figure: transfer and shared-lens penalties against the rotation size t"
-    shell:
-        "iterlens plot --figure dose_response --inputs {input} --out {output} > {log} 2>&1"
-
-
 if PARTIAL:
-    TARGETS += [A.DOSE_RESPONSE, A.FIGURE.format(name="dose_response")]
+    TARGETS += [A.DOSE_RESPONSE]  # drawn by the paper's figure_paper_dose

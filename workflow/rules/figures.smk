@@ -1,6 +1,6 @@
 # Figures, each drawn from the tables a rule wrote: one job per studied model (the trained
 # model and, where it has one, its untrained twin on the same axes), plus the training curves
-# of the reference LMs and the comparison.
+# of the reference LMs and the paper's main figures (every studied model at once).
 # The list of figures is iterlens.report.figures.FAMILY_FIGURES.
 
 
@@ -84,44 +84,99 @@ rule figure_fit:
         "iterlens plot --figure fit --inputs {input} --out {output} > {log} 2>&1"
 
 
-rule figure_comparison:
+# The paper's main figures (iterlens.report.figures.PAPER_FIGURES, the one list): each one step
+# of the argument across every studied model, drawn at the width of the paper's text block.
+rule figure_paper_lenses:
     input:
         A.COMPARISON,
     output:
-        report(A.FIGURE.format(name="comparison"), caption="../report/comparison.rst",
-               category="Comparison"),
+        report(A.FIGURE.format(name="paper_lenses"), caption="../report/paper_lenses.rst",
+               category="Paper"),
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        "logs/figures/comparison.log",
+        "logs/figures/paper_lenses.log",
     message:
-        "Figure: LM vs plain CNN vs residual CNN on relative depth"
+        "Paper figure: the logit and tuned lens of every studied model on relative depth"
     shell:
-        "iterlens plot --figure comparison --inputs {input} --out {output} > {log} 2>&1"
+        "iterlens plot --figure paper_lenses --inputs {input} --out {output} > {log} 2>&1"
 
 
-rule figure_lms:
+rule figure_paper_shared:
     input:
         A.COMPARISON,
     output:
-        report(A.FIGURE.format(name="lms"), caption="../report/lms.rst", category="Comparison"),
+        report(A.FIGURE.format(name="paper_shared"), caption="../report/paper_shared.rst",
+               category="Paper"),
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        "logs/figures/lms.log",
+        "logs/figures/paper_shared.log",
     message:
-        "Figure: the studied LMs side by side on relative depth"
+        "Paper figure: the shared lens against the logit and tuned lens, per model"
     shell:
-        "iterlens plot --figure lms --inputs {input} --out {output} > {log} 2>&1"
+        "iterlens plot --figure paper_shared --inputs {input} --out {output} > {log} 2>&1"
 
 
+rule figure_paper_transfer:
+    input:
+        expand(A.TRANSFER, model=FAMILIES),
+    output:
+        report(A.FIGURE.format(name="paper_transfer"), caption="../report/paper_transfer.rst",
+               category="Paper"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/figures/paper_transfer.log",
+    message:
+        "Paper figure: the transfer matrices of every studied model on one bounded scale"
+    shell:
+        "iterlens plot --figure paper_transfer --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule figure_paper_dose:
+    input:
+        A.DOSE_RESPONSE,
+    output:
+        report(A.FIGURE.format(name="paper_dose"), caption="../report/paper_dose.rst",
+               category="Paper"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/figures/paper_dose.log",
+    message:
+        "Paper figure: the dose response of the shared lens and transfer"
+    shell:
+        "iterlens plot --figure paper_dose --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule figure_paper_controls:
+    input:
+        A.COMPARISON,
+        [A.ROTATED_CONTROL] if STUDY.rotated else [],
+        A.HEADLINE,
+        A.SEEDS,
+    output:
+        report(A.FIGURE.format(name="paper_controls"), caption="../report/paper_controls.rst",
+               category="Paper"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/figures/paper_controls.log",
+    message:
+        "Paper figure: the controls (initial weights, rotated twins, seeds)"
+    shell:
+        "iterlens plot --figure paper_controls --inputs {input} --out {output} > {log} 2>&1"
+
+
+TARGETS += expand(A.FIGURE, name=[f for f in PAPER_FIGURES
+                                   if f != "paper_dose" or STUDY.partial_twins])
 TARGETS += expand(A.FIGURE, name=[f"{family}_training" for family in REFERENCE_FAMILIES])
 TARGETS += expand(A.FIGURE, name=[f"{m.name}_{f}" for m in STUDY.models
                                    for f in family_figures(m.domain)])
 TARGETS += expand(A.FIGURE, name=[f"{family}_fit" for family in FAMILIES])
-if LM_ENTRIES:
-    TARGETS += [A.FIGURE.format(name="lms")]
-if VISION:
-    TARGETS += [A.FIGURE.format(name="comparison")]

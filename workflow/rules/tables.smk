@@ -78,7 +78,7 @@ rule comparison:
     log:
         "logs/comparison.log",
     message:
-        "Table behind the comparison figures: every model on relative depth and distance"
+        "Table behind the main figures: every model on relative depth and distance"
     shell:
         "iterlens comparison --metrics {input.metrics} --examples {input.examples} "
         "--out {output} > {log} 2>&1"

@@ -79,7 +79,7 @@ def seeds(args):
 
 @command(
     "comparison",
-    "the table behind the LM vs CNN comparison figure (common scale, layers 1..L)",
+    "the table behind the main figures: every model on relative depth and distance",
     arg("--metrics", nargs="+", required=True),
     arg("--examples", nargs="+", required=True, help="each model's per-example values"),
     arg("--out", required=True),

@@ -218,38 +218,3 @@ def _with_probe_placeholder(ex):
     if not missing:
         return ex
     return Examples(ex.groups, {**ex.values, **missing}, ex.transfer)
-
-
-DOSE_QUANTITIES = {  # dose_response.csv column -> legend label
-    "shared_ce_penalty_mean_bits": "shared lens (mean over layers)",
-    "transfer_ce_penalty_adjacent_bits": "transfer, adjacent layers",
-    "transfer_ce_penalty_far_bits": "transfer, far layers",
-}
-
-
-def plot_dose_response(inputs: Sequence[str]) -> plt.Figure:
-    """The dose-response control: per family, penalties against the rotation size t.
-
-    The shared-lens CE penalty and the adjacent and far transfer CE penalties (bits), with
-    95% intervals, at t = 0 (the model), the partial rotations and t = 1 (its rotated twin).
-    """
-    table = read_table(inputs[0])
-    families = list(dict.fromkeys(table["family"]))
-    fig, axes = plt.subplots(1, len(families), figsize=(4.6 * len(families), 3.6), squeeze=False)
-    for ax, family in zip(axes[0], families, strict=True):
-        part = table[table["family"] == family].sort_values("t")
-        for i, (column, label) in enumerate(DOSE_QUANTITIES.items()):
-            if column not in part:
-                continue
-            value = part[column].to_numpy(float)
-            lo = part.get(f"{column}_lo", part[column]).to_numpy(float)
-            hi = part.get(f"{column}_hi", part[column]).to_numpy(float)
-            yerr = [(value - lo), (hi - value)]
-            yerr = [pd.Series(e).fillna(0).clip(lower=0).to_numpy() for e in yerr]
-            ax.errorbar(part["t"], value, yerr=yerr, marker="o", ms=4, capsize=3,
-                        color=f"C{i}", label=label)  # fmt: skip
-        ax.set(xlabel="rotation size t (0: the model, 1: rotated twin)",
-               ylabel="CE penalty (bits)", title=family, xlim=(-0.05, 1.05))  # fmt: skip
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig

@@ -10,6 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ACROSS = ("", "Across models")  # the group of figures that are no one model's
+# The paper's main figures, in the order the paper numbers them: the one list of them.
+# iterlens.report.figures draws these at the text width (its PAPER_FIGURES is this list), the
+# workflow has a rule for each (workflow/rules/figures.smk); the paper places each in its
+# section, every other figure goes to the appendix.
+MAIN_FIGURES = [
+    "paper_lenses",
+    "paper_transfer",
+    "paper_shared",
+    "paper_controls",
+    "paper_dose",
+]
 
 
 def figure_groups(studied: Sequence[dict]) -> list[tuple[str, str]]:
@@ -44,7 +55,9 @@ def caption_of(stem: str, captions: str | Path) -> str:
 FIGURE_ORDER = ["training", "lens_curves", "shared_lens", "transfer", "prediction_depth", "ranks"]
 
 
-def _figure_order(fig: dict[str, str], groups: Sequence[tuple[str, str]]) -> tuple[int, int, str]:
+def _figure_order(fig: dict, groups: Sequence[tuple[str, str]]) -> tuple[int, int, str]:
+    if fig["main"]:
+        return -1, MAIN_FIGURES.index(fig["stem"]), fig["stem"]
     group = [title for _, title in groups].index(fig["group"])
     rank = next(
         (i for i, name in enumerate(FIGURE_ORDER) if fig["stem"].endswith(name)), len(FIGURE_ORDER)
@@ -57,11 +70,12 @@ def figure_entries(
     root: str | Path,
     captions: str | Path,
     groups: Sequence[tuple[str, str]],
-) -> list[dict[str, str]]:
-    """One entry (path under ``root``, stem, group, caption) per figure, in the paper's order.
+) -> list[dict]:
+    """One entry (path under ``root``, stem, group, caption, main) per figure, in order.
 
-    ``groups`` are :func:`figure_groups`' (a figure named for no studied model is "Across
-    models").
+    The main figures (:data:`MAIN_FIGURES`, ``main`` true) come first, in the argument's
+    order; then the others by group. ``groups`` are :func:`figure_groups`' (a figure named for
+    no studied model is "Across models").
     """
     groups = [*groups, ACROSS] if ACROSS not in groups else list(groups)
     entries = [_figure(f, root, captions, groups) for f in figures]
@@ -70,14 +84,16 @@ def figure_entries(
 
 def _figure(
     path: str, root: str | Path, captions: str | Path, groups: Sequence[tuple[str, str]]
-) -> dict[str, str]:
+) -> dict:
     rel = Path(path).resolve().relative_to(Path(root).resolve())
     stem = rel.stem
-    prefix, group = _group_of(stem, groups)
+    main = stem in MAIN_FIGURES
+    prefix, group = ACROSS if main else _group_of(stem, groups)
     model = f"[{prefix[:-1]}] " if prefix else ""
     return {
         "path": rel.as_posix(),
         "stem": stem,
         "group": group,
         "caption": model + caption_of(stem, captions),
+        "main": main,
     }

@@ -32,12 +32,13 @@ from iterlens.report.values import Values
 
 SCHEMA_VERSION = 2  # 2: the findings, the sentences the README and the paper share
 LENSES = ["logit", "tuned", "shared", "probe"]
-# Per-layer rows of the paper's layer tables: (row label, lens, column, minus-lens or None).
+# Per-layer columns of the paper's layer tables (a row per layer): (label, short label for a
+# column header, lens, column, minus-lens or None).
 LAYER_ROWS = [
-    ("KL logit lens", "logit", "kl_bits", None),
-    ("KL tuned lens", "tuned", "kl_bits", None),
-    ("shared-lens CE penalty", "shared", "ce_bits", "tuned"),
-    ("probe top-1 acc", "probe", "top1_acc", None),
+    ("KL logit lens", "KL logit", "logit", "kl_bits", None),
+    ("KL tuned lens", "KL tuned", "tuned", "kl_bits", None),
+    ("shared-lens CE penalty", "shared pen.", "shared", "ce_bits", "tuned"),
+    ("probe top-1 acc", "probe top-1", "probe", "top1_acc", None),
 ]
 # Headline columns printed in the paper's and README's headline tables, in order (means over
 # layers 1..L-1; layer 0 apart in headline.csv).
@@ -74,6 +75,16 @@ LM_COLUMNS = [
     "transfer_agree_adjacent",
     "probe_best_top1_acc",
 ]
+# The paper's main table: every studied model on the scales all of them share (bounded or
+# normalised means over layers 1..L-1), with intervals.
+MAIN_COLUMNS = [
+    "logit_kl_mean_frac",
+    "tuned_kl_mean_frac",
+    "shared_kl_mean_frac",
+    "transfer_kept_adjacent",
+    "transfer_kept_far",
+    "probe_best_top1_acc",
+]
 # Outputs of later stages the paper reports on when a run has them.
 OPTIONAL_DIRS = {"vocab": "results/vocab", "release": "results/release"}
 
@@ -99,7 +110,7 @@ def _layers(vals: Values, model: str) -> dict[str, Any]:
     n_layers = int(frame["layer"].max())
     measured = set(zip(frame["lens"], frame["layer"], strict=True))
     rows = []
-    for label, lens, column, minus in LAYER_ROWS:
+    for label, short, lens, column, minus in LAYER_ROWS:
         names = []
         for layer in range(n_layers + 1):
             if (lens, layer) not in measured:  # a probe on a layer subset: printed as absent
@@ -118,7 +129,7 @@ def _layers(vals: Values, model: str) -> dict[str, Any]:
                 how += f" minus the {minus} lens's"
             vals.add(name, spec, how)
             names.append(name)
-        rows.append({"label": label, "names": names})
+        rows.append({"label": label, "short": short, "names": names})
     # Summaries over the inner layers 1..L-1, where the shared lens is fitted (layer 0, the
     # embeddings or stem, is reported apart; at layer L the logit lens is exact).
     inner = list(range(1, n_layers)) or [0]
@@ -307,8 +318,17 @@ def collect(
     _simple_table(vals, A.VISION_SUMMARY, "model")
     frac_columns = [c for c in SCALED_COLUMNS if any(f"{m}.{c}" in vals.values for m in models)]
     seed_rows = control_values.seeds(  # (the plain adjacent penalty: the CNN claim reads it)
-        vals, HEADLINE_COLUMNS + frac_columns + ["transfer_ce_penalty_adjacent_bits"]
+        vals,
+        list(
+            dict.fromkeys(
+                HEADLINE_COLUMNS
+                + frac_columns
+                + MAIN_COLUMNS
+                + ["transfer_ce_penalty_adjacent_bits"]
+            )
+        ),
     )
+    informative = _informative(vals.root)
     lms = [m.name for m in study.of_domain("lm") if m.name in models]
     _claims(vals, roles, lms)
     rotated = control_values.rotated(vals)
@@ -331,6 +351,11 @@ def collect(
         "studied": study.describe(),
         "headline_columns": list(HEADLINE_COLUMNS) + frac_columns,
         "lm_columns": [c for c in LM_COLUMNS if any(f"{m}.{c}" in vals.values for m in lms)],
+        # The main table's rows: every studied model (seed 0) with an informative final
+        # distribution, in the study's order; the models without one are named in the text.
+        "main_models": [m.name for m in study.models if informative.get(m.name)],
+        "main_columns": [c for c in MAIN_COLUMNS if any(f"{m}.{c}" in vals.values for m in models)],
+        "not_informative": [m for m in models if m in informative and not informative[m]],
         "seed_rows": seed_rows,
         "loss_models": loss_rows,
         "rotated_families": rotated,
@@ -342,6 +367,14 @@ def collect(
     }
     out["findings"] = findings(out)
     return out
+
+
+def _informative(root: Path) -> dict[str, bool]:
+    """Whether each model of the headline table has an informative final distribution."""
+    frame = read_table(root / A.HEADLINE)
+    if "informative" not in frame:
+        return dict.fromkeys(frame["model"], True)
+    return {m: bool(v) for m, v in zip(frame["model"], frame["informative"], strict=True)}
 
 
 def _nonempty(path: Path) -> bool:

@@ -72,7 +72,7 @@ def results_block(values: dict[str, Any]) -> str:
     if v.get("lms") and v.get("lm_columns"):
         out += [
             "",
-            "The language models side by side (`results/figures/lms.png`; means over layers "
+            "The language models side by side (as in the paper's main table; means over layers "
             "1..L-1, layer 0 apart, on scales every model shares: *KL frac*: KL to the final "
             "over the model's information gain; *kept*: the share of its own lens's gain a "
             "tuned lens keeps on another layer, *agree*: top-1 agreement with the final, both "

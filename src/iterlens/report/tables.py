@@ -67,7 +67,7 @@ def lm_summary(groups: dict[str, tuple[str, str, str]], metrics: dict[str, str])
 
 
 def comparison_table(metrics: list[str], examples: list[str]) -> pd.DataFrame:
-    """The table behind the comparison figure, one long table for all models (and seeds).
+    """The table behind the paper's main figures, one long table for all models (and seeds).
 
     Per model: probe accuracy and the KL of the tuned, logit and shared lenses (bits and
     ``_frac``) by relative depth, and the mean transfer penalty (bits and ``_frac``) and the
