@@ -33,10 +33,15 @@ header{border-bottom:2px solid #333;padding-bottom:.5em}
 """
 
 
-def show(token: str) -> str:
-    """A token as visible, escaped text (spaces and newlines made visible)."""
+def visible(token: str) -> str:
+    """A token as visible text: spaces, newlines and tabs made visible, the empty string too."""
     text = token.replace(" ", "\u2423").replace("\n", "\u23ce").replace("\t", "\u21e5")
-    return html.escape(text or "\u2205")
+    return text or "\u2205"
+
+
+def show(token: str) -> str:
+    """A token as visible, escaped text (see :func:`visible`)."""
+    return html.escape(visible(token))
 
 
 def heat(value: float, vmax: float, diverging: bool = False) -> str:
