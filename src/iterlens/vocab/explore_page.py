@@ -5,8 +5,9 @@ outside the file) with the page's data inlined as one JSON block. The data holds
 what the page prints and nothing more (:func:`page_data`):
 
 - each position's token set (:mod:`iterlens.vocab.explore`) and every set token's
-  probability at every layer, in thousandths: the hover's top-k probabilities, the top-1
-  probability and the pinned token's curve are all read from it;
+  probability at every layer, in thousandths, the zeros left out (:func:`sparse`): the hover's
+  top-k probabilities, the top-1 probability and the pinned token's curve are all read from
+  it;
 - each cell's top-k, as indexes into its position's set;
 - entropy and KL in hundredths of a bit, the next token's rank as an integer.
 
@@ -49,6 +50,18 @@ def fixed(values: np.ndarray, decimals: int) -> np.ndarray:
     return out.astype(np.int64)
 
 
+def sparse(values: np.ndarray) -> list[list[int]]:
+    """The non-zero entries of a flat integer array as ``[gaps, values]``.
+
+    ``gaps[i]`` is the distance from the previous non-zero entry (the first: from -1), so the
+    page rebuilds the dense array by a running sum; the zeros (a probability that prints as
+    0.000: most of them) take no room.
+    """
+    where = np.flatnonzero(values)
+    gaps = np.diff(where, prepend=-1)
+    return [gaps.tolist(), values[where].tolist()]
+
+
 def page_data(found: Exploration, label: str) -> dict:
     """The JSON the page reads: the model, the prompt and every number it can show."""
     cells, tokens = found.cells, found.tokens
@@ -81,13 +94,13 @@ def page_data(found: Exploration, label: str) -> dict:
         per_pos, per_top = [], [[[] for _ in range(n_pos)] for _ in range(n_layers + 1)]
         start = 0
         for t in range(n_pos):
-            block = prob[start : start + size[t] * (n_layers + 1)].reshape(n_layers + 1, size[t])
-            slots = slot[start : start + size[t] * (n_layers + 1)].reshape(n_layers + 1, size[t])
-            per_pos.append(block.tolist())
+            stop = start + size[t] * (n_layers + 1)
+            per_pos.append(sparse(prob[start:stop]))
+            slots = slot[start:stop].reshape(n_layers + 1, size[t])
             for layer in range(n_layers + 1):
                 where = np.flatnonzero(slots[layer] >= 0)
                 per_top[layer][t] = where[np.argsort(slots[layer][where])].tolist()
-            start += size[t] * (n_layers + 1)
+            start = stop
         data["prob"][lens] = per_pos
         data["topk"][lens] = per_top
         grid = cells[cells["lens"] == lens].sort_values(["layer", "position"], kind="stable")
