@@ -357,3 +357,22 @@ def test_page_data_is_what_the_tables_hold(explore_run):
             assert mine["token_id"].tolist()[: len(data["sets"][t])] == data["sets"][t]
             want = [int(f"{p:.3f}".replace(".", "")) for p in mine["prob"]]
             assert dense.tolist() == want
+
+
+def test_the_vocab_index_links_the_lens_explorer(tmp_path):
+    from iterlens.io import write_json
+    from iterlens.vocab.pipeline import write_index
+
+    for model in ("a", "b"):
+        folder = tmp_path / "vocab" / model
+        meta = {
+            "source": model,
+            "prompts": ["one", "two"],
+            "pages": ["prompt-0.html", "prompt-1.html"],
+        }
+        write_json(meta, folder / "meta.json")
+    (tmp_path / "vocab" / "a" / "explore-1.html").write_text("<html></html>")
+    index = tmp_path / "vocab" / "index.html"
+    write_index([tmp_path / "vocab" / "a", tmp_path / "vocab" / "b"], index)
+    links = re.findall(r'href="([^"]+)">lens explorer', index.read_text())
+    assert links == ["a/explore-1.html"]
