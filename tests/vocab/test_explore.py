@@ -376,3 +376,26 @@ def test_the_vocab_index_links_the_lens_explorer(tmp_path):
     write_index([tmp_path / "vocab" / "a", tmp_path / "vocab" / "b"], index)
     links = re.findall(r'href="([^"]+)">lens explorer', index.read_text())
     assert links == ["a/explore-1.html"]
+
+
+def test_stored_probabilities_are_each_lenses_own(explore_run):
+    """Every stored probability (computed from the set's rows of the unembedding) is the
+    lens's own softmax, and each cell's top-k its k most probable tokens."""
+    from iterlens.models.lm import load_model_dir
+    from iterlens.probing.extract import ResidualRecorder
+
+    root, _, cells, tokens = explore_run
+    model = load_model_dir(root / "model")
+    lenses = explore_lenses(model, [root / "lenses"])
+    ids = torch.tensor(load_tokenizer(root / "model")(PROMPT)["input_ids"])
+    with ResidualRecorder(model) as rec:
+        hidden = rec.run(ids[None])[0][0]
+    for (lens, layer), rows in tokens.groupby(["lens", "layer"]):
+        with torch.no_grad():
+            probs = lenses[lens](hidden[:, layer], layer).softmax(-1)
+        want = probs[
+            torch.tensor(rows["position"].to_numpy()), torch.tensor(rows["token_id"].to_numpy())
+        ]
+        np.testing.assert_allclose(rows["prob"], want, rtol=1e-4, atol=1e-6)
+        top = rows[rows["topk"] >= 0].sort_values(["position", "topk"])
+        assert top["token_id"].tolist() == probs.topk(5).indices.reshape(-1).tolist()

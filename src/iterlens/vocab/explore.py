@@ -101,8 +101,14 @@ def max_positions_of(model: nn.Module) -> int | None:
     return None
 
 
-CACHE_BYTES = 1 << 30
-"""Log-probabilities of pass 1 are kept for pass 2 up to this size; past it, recomputed."""
+def translated(lens: nn.Module, h: torch.Tensor, layer: int) -> torch.Tensor:
+    """``h`` as the lens hands it to the readout: translated (tuned, shared) or as it is (logit).
+
+    Every lens of the page is ``readout(translated(h))``: ``tuned_lens.TunedLens`` and
+    :class:`~iterlens.probing.lenses.SharedLens` through ``transform_hidden``.
+    """
+    transform = getattr(lens, "transform_hidden", None)
+    return h if transform is None else transform(h, layer)
 
 
 @torch.no_grad()
@@ -115,10 +121,10 @@ def explore_prompt(
 ) -> Exploration:
     """Decode every layer of ``model`` at every position of ``prompt`` under every lens.
 
-    Two passes over (lens, layer): the first finds each cell's top-k and statistics, the
-    second reads the probability of each position's token set. The first pass's
-    log-probabilities are kept for the second up to :data:`CACHE_BYTES` and recomputed past
-    it, so memory stays bounded whatever the vocabulary times the depth.
+    Two passes over (lens, layer): the first decodes the whole vocabulary once a cell and
+    keeps its top-k, statistics, normed readout input and log-normaliser; the second computes
+    the logits of each position's token set only (its rows of the unembedding), so neither
+    time nor memory pays twice for a large vocabulary.
 
     Args:
         lenses: name -> lens (``lens(h, layer)`` -> logits); must include ``logit``.
@@ -141,24 +147,21 @@ def explore_prompt(
     vocab = logits.shape[-1]
     k = min(top_k, vocab)
     names = [name for name in EXPLORE_LENSES if name in lenses]
-    keep = len(names) * (n_layers + 1) * n_pos * vocab * 4 <= CACHE_BYTES
     next_ids = torch.full((n_pos,), -1, dtype=torch.long)
     next_ids[:-1] = ids[1:]
     has_next = (next_ids >= 0).numpy()
     nxt = next_ids.clamp_min(0).to(device)
-    cache: dict[tuple[str, int], torch.Tensor] = {}
-
-    def logp_of(name: str, layer: int) -> torch.Tensor:
-        if (name, layer) in cache:
-            return cache.pop((name, layer))
-        return log_probs(lenses[name](hidden[:, layer], layer))
+    readout = lenses["logit"].readout  # the one readout every lens decodes with
+    normed: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # pass 1: the statistics and the top-k of every cell
     stats, topk = [], {}
     for name in names:
         for layer in range(n_layers + 1):
-            z = lenses[name](hidden[:, layer], layer).float()
+            x = translated(lenses[name], hidden[:, layer], layer)
+            z = readout(x).float()  # = lenses[name](h, layer)
             logp = log_probs(z)
+            normed[name, layer] = (readout.final_norm(x).float(), z[:, :1] - logp[:, :1])
             topk[name, layer] = logp.topk(k, dim=-1).indices.cpu()  # [T, k]
             rank = rank_of(z, nxt).cpu().numpy()
             stats.append(
@@ -168,8 +171,6 @@ def explore_prompt(
                     "next_rank": np.where(has_next, rank, -1),
                 }
             )
-            if keep:
-                cache[name, layer] = logp
     # each position's token set: every token in one of its top-k lists, and its next token
     sets, next_row, offset = [], [], 0
     for t in range(n_pos):
@@ -181,11 +182,16 @@ def explore_prompt(
         sets.append(torch.tensor(chosen, dtype=torch.long))
     flat_pos = torch.cat([torch.full((len(s),), t) for t, s in enumerate(sets)])
     flat_ids = torch.cat(sets)
+    rows = readout.unembedding.weight[flat_ids.to(device)].float()  # [n, d]
+    bias = readout.unembedding.bias
+    bias = bias[flat_ids.to(device)].float() if bias is not None else 0.0
+    at = flat_pos.to(device)
     # pass 2: the probability of every token of each position's set, at every cell
     parts, cells, index = [], [], 0
     for name in names:
         for layer in range(n_layers + 1):
-            prob = logp_of(name, layer).cpu()[flat_pos, flat_ids].exp()
+            x, lse = normed.pop((name, layer))
+            prob = (torch.linalg.vecdot(x[at], rows) + bias - lse[at, 0]).exp().cpu()
             in_top = topk[name, layer][flat_pos] == flat_ids[:, None]  # [n, k]
             slot = torch.where(in_top.any(-1), in_top.float().argmax(-1), -1)
             parts.append(
