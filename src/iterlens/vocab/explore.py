@@ -370,11 +370,12 @@ def run_explore(
     started = time.perf_counter()
     if not prompt or not prompt.strip():  # before a slow load
         raise ValueError("the prompt is empty: give the text to read with --prompt")
-    studied = studied_model(str(model_ref), config, workdir) if config is not None else None
     folder = model_ref
-    if studied is not None and not Path(str(model_ref)).is_dir():
-        folder, own = studied
-        lens_dirs = list(lens_dirs) or own
+    if config is not None and not Path(str(model_ref)).is_dir():  # a folder wins over a name
+        studied = studied_model(str(model_ref), config, workdir)
+        if studied is not None:
+            folder, own = studied
+            lens_dirs = list(lens_dirs) or own
     log.info("loading %s (large models take a while) ...", model_ref)
     model, tokenizer = load_model_and_tokenizer(folder)
     model = model.to(device)
