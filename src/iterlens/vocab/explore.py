@@ -35,6 +35,8 @@ from torch import nn
 from iterlens import artifacts
 from iterlens.io import read_json, write_parquet
 from iterlens.models.families import adapter_for
+from iterlens.models.lm import ModelNotFoundError
+from iterlens.models.studied import Study
 from iterlens.probing.extract import ResidualRecorder
 from iterlens.probing.metrics import FinalDist, entropy_bits, kl_bits, log_probs, rank_of
 from iterlens.vocab.nearest import token_string
@@ -276,8 +278,8 @@ def lens_folders(paths: list[str | Path]) -> list[Path]:
         kind = read_json(meta_file)["kind"] if meta_file.exists() else folder.name
         if kind not in EXPLORE_LENSES[1:]:
             raise ValueError(
-                f"--lens {folder}: a {kind} lens; the page shows the "
-                f"{', '.join(EXPLORE_LENSES)} lenses"
+                f"--lens {folder}: a {kind} lens, which the page cannot show; it shows the "
+                f"{', '.join(EXPLORE_LENSES[:-1])} and {EXPLORE_LENSES[-1]} lenses"
             )
         if kind in kinds:
             raise ValueError(f"two {kind} lenses: {kinds[kind]} and {folder}")
@@ -319,8 +321,6 @@ def studied_model(name: str, config: dict, workdir: str | Path) -> tuple[Path, l
     Raises:
         FileNotFoundError: the run has not made the model's folder yet.
     """
-    from iterlens.models.studied import Study
-
     if name not in Study.of(config).probed("lm"):
         return None
     root = Path(workdir)
@@ -376,8 +376,16 @@ def run_explore(
         if studied is not None:
             folder, own = studied
             lens_dirs = list(lens_dirs) or own
+    lens_folders(list(lens_dirs))  # a bad --lens fails before the slow load
     log.info("loading %s (large models take a while) ...", model_ref)
-    model, tokenizer = load_model_and_tokenizer(folder)
+    try:
+        model, tokenizer = load_model_and_tokenizer(folder)
+    except ModelNotFoundError as err:
+        names = ", ".join(Study.of(config).probed("lm")) if config is not None else ""
+        raise ModelNotFoundError(
+            f"{err} (--model takes a studied model's name{f' ({names})' if names else ''}, "
+            f"a model folder or a Hub name)"
+        ) from None
     model = model.to(device)
     lenses = {
         name: lens.to(device) for name, lens in explore_lenses(model, list(lens_dirs)).items()
