@@ -13,11 +13,12 @@ then trimmed), runs `iterlens explore` as the DAG's rule does (2 threads), and o
 --runs times in headless Chromium (`--dump-dom`, each a fresh browser). Render time is the
 page's own `performance.now()` once its grid is drawn (from the start of navigation: HTML
 parse, JSON parse, every cell built), which the page writes into `data-render-ms`; the wall
-time of each whole Chromium process (its start-up included) is printed beside it. With
+time of each whole Chromium process (its start-up included) is printed beside it, and the
+explore command's wall time and peak resident memory (model loading included) before. With
 --screenshot, the first prompt's page is captured after a hover and a click (the test hook);
 where the lenses are the random stand-ins, that page is written again with the logit lens
 alone, so the picture shows no made-up lens.
---save writes the report (with the date and machine) to a file as well.
+--save appends the report (with the date and machine) to a file as well.
 """
 
 from __future__ import annotations
@@ -46,12 +47,18 @@ TEXT = (
 )
 
 
-def iterlens(*args: str) -> float:
-    """Run the iterlens console script (this interpreter's package); return its wall time."""
+def iterlens(*args: str) -> tuple[float, float]:
+    """Run an iterlens command (this interpreter's package): its wall s and peak RSS in GB."""
     start = time.perf_counter()
     code = "import sys; from iterlens.cli import main; sys.exit(main())"
-    subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"iterlens {args[0]} failed:\n{err.decode()[-2000:]}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1e6  # KB on Linux
 
 
 def smollm2(out: Path) -> Path:
@@ -141,14 +148,14 @@ def main() -> None:
         f"model: {model} (vocabulary {len(tokenizer):,}); lenses: "
         + (", ".join(map(str, args.lens)) or "random tuned and shared translators, N(0, 0.02)"),
         "",
-        f"{'tokens':>6} {'cells':>6} {'explore s':>9} {'page MB':>8} {'tables MB':>9} "
-        f"{'render ms (median, max)':>24} {'chromium s (median)':>20}",
+        f"{'tokens':>6} {'cells':>6} {'explore s':>9} {'peak GB':>7} {'page MB':>8} "
+        f"{'tables MB':>9} {'render ms (median, max)':>24} {'chromium s (median)':>20}",
     ]
     for n in args.tokens:
         prompt = prompt_of(tokenizer, n)
         page = out / f"explore-{n}.html"
         lens_flags = [x for folder in lenses for x in ("--lens", str(folder))]
-        took = iterlens("explore", "--quiet", "--threads", "2", "--device", "cpu",
+        took, peak = iterlens("explore", "--quiet", "--threads", "2", "--device", "cpu",
                         "--model", str(model), "--name", name, *lens_flags,
                         "--prompt", prompt, "--out", str(page))  # fmt: skip
         tables = [page.with_suffix(".parquet"), page.with_name(f"{page.stem}-tokens.parquet")]
@@ -166,7 +173,7 @@ def main() -> None:
         size = page.stat().st_size / 1e6
         table_size = sum(t.stat().st_size for t in tables) / 1e6
         lines.append(
-            f"{n:>6} {len(cells):>6} {took:>9.1f} {size:>8.2f} {table_size:>9.2f} "
+            f"{n:>6} {len(cells):>6} {took:>9.1f} {peak:>7.2f} {size:>8.2f} {table_size:>9.2f} "
             f"{statistics.median(render):>15.0f}, {max(render):>6.0f} "
             f"{statistics.median(walls):>20.2f}"
         )
@@ -189,7 +196,8 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print(report, end="")
     if args.save:
-        Path(args.save).write_text(report)
+        with Path(args.save).open("a") as f:
+            f.write(report + "\n")
 
 
 if __name__ == "__main__":

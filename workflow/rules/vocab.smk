@@ -57,7 +57,7 @@ rule explore:
         prompt=vocab_prompt,
     threads: 2
     resources:
-        mem_mb=4000,  # measured peak: 1.4 GB on SmolLM2-135M, 2.9 GB on Gemma 3 270M
+        mem_mb=5000,  # measured peak: 1.4 GB on SmolLM2-135M, 2.8 to 4.8 GB on Gemma 3 270M
     log:
         "logs/vocab/{model}_explore_{prompt}.log",
     message:
