@@ -399,3 +399,17 @@ def test_stored_probabilities_are_each_lenses_own(explore_run):
         np.testing.assert_allclose(rows["prob"], want, rtol=1e-4, atol=1e-6)
         top = rows[rows["topk"] >= 0].sort_values(["position", "topk"])
         assert top["token_id"].tolist() == probs.topk(5).indices.reshape(-1).tolist()
+
+
+def test_a_studied_model_by_name_brings_its_own_lenses(explore_run, tmp_path):
+    """``--model lm`` in a run's directory: its model folder and its tuned and shared lenses."""
+    root = explore_run[0]
+    run = tmp_path / "run"
+    shutil.copytree(root / "model", run / "results" / "models" / "lm")
+    shutil.copytree(root / "lenses", run / "results" / "probed" / "lm" / "lenses")
+    page = tmp_path / "lm.html"
+    argv = ["explore", "--quiet", "--model", "lm", "--workdir", str(run), "--prompt", PROMPT]
+    assert main([*argv, "--top-k", "3", "--out", str(page)]) == 0
+    cells = pd.read_parquet(table_paths(page)[0])
+    assert list(dict.fromkeys(cells["lens"])) == ["logit", "tuned", "shared"]
+    assert '"model":"lm"' in page.read_text()
