@@ -10,11 +10,6 @@ EXPLORE_PAGES = expand(f"{A.VOCAB_DIR}/{A.EXPLORE_PAGE}", model=LM_MODELS,
                        prompt=range(len(config["vocab"]["prompts"])))
 
 
-def vocab_prompt(wildcards):
-    """The config's vocabulary prompt number ``{prompt}``, shell-quoted."""
-    return shlex.quote(config["vocab"]["prompts"][int(wildcards.prompt)])
-
-
 rule vocab:
     input:
         model=A.MODEL_DIR,
