@@ -38,6 +38,9 @@ HUB_LENS_DIR = "lenses/{kind}"  # inside a Hub repo: every lens as safetensors +
 VOCAB_TABLE = "{table}.parquet"  # the vocabulary-space tables of a model
 VOCAB_PAGE = "prompt-{prompt}.html"
 VOCAB_META = "meta.json"
+EXPLORE_PAGE = "explore-{prompt}.html"  # the interactive lens page of a prompt (iterlens explore)
+EXPLORE_CELLS = "explore-{prompt}.parquet"  # ...its cells: one row a (lens, layer, position)
+EXPLORE_TOKENS = "explore-{prompt}-tokens.parquet"  # ...every token probability it stores
 
 # ---------------------------------------------------------------- lens vocabulary
 LENS_KINDS = ("logit", "tuned", "shared", "probe")  # every lens, in table order

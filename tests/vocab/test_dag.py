@@ -20,6 +20,13 @@ def test_smoke_run_writes_vocab_pages(smoke_run):
             assert (vocab / model / page).stat().st_size > 10_000
         evolution = pd.read_parquet(vocab / model / "evolution.parquet")
         assert set(evolution["lens"]) == {"logit", "tuned"}
+        for i in range(len(meta["pages"])):  # the lens explorer of each prompt, and its tables
+            assert (vocab / model / f"explore-{i}.html").stat().st_size > 10_000
+            cells = pd.read_parquet(vocab / model / f"explore-{i}.parquet")
+            assert list(dict.fromkeys(cells["lens"])) == ["logit", "tuned", "shared"]
+            assert (vocab / model / f"explore-{i}-tokens.parquet").exists()
+    index = (vocab / "index.html").read_text()
+    assert index.count(">lens explorer</a>") == 2 * 2  # two models, two prompts
 
 
 def test_vocab_tables_are_deterministic(smoke_run, tmp_path):

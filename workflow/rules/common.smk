@@ -280,3 +280,8 @@ def fit_curves(wildcards):
     """The lens-fit curves of a family and its untrained twin (released lenses have none)."""
     models = [m for m in family_models(wildcards) if m in FITTED]
     return expand(A.FIT_CURVE, model=models, kind=LENS_KINDS)
+
+
+def vocab_prompt(wildcards):
+    """The config's vocabulary prompt number ``{prompt}``, shell-quoted."""
+    return shlex.quote(config["vocab"]["prompts"][int(wildcards.prompt)])

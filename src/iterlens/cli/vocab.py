@@ -1,8 +1,8 @@
-"""Commands of the vocabulary-space analysis: tables and pages of a model, and their index."""
+"""Commands of the vocabulary-space analysis: a model's pages, their index, a prompt's lens page."""
 
 from __future__ import annotations
 
-from iterlens.cli import arg, command, load_cfg, log
+from iterlens.cli import arg, command, device_of, load_cfg, log
 
 
 @command(
@@ -41,3 +41,34 @@ def vocab_index(args):
     from iterlens.vocab.pipeline import write_index
 
     write_index(args.models, args.out)
+
+
+@command(
+    "explore",
+    "interactive lens page of one prompt: layers x positions under each lens (HTML + Parquet)",
+    arg(
+        "--model",
+        required=True,
+        help="a studied model's name (its folder and lenses in --workdir's run), a model folder "
+        "or a Hub name",
+    ),
+    arg(
+        "--lens",
+        action="append",
+        default=[],
+        help="a tuned or shared lens folder, or a run's folder of lenses (repeatable; the logit "
+        "lens is implied; default for a studied model: its own)",
+    ),
+    arg("--prompt", required=True, help="the text to read"),
+    arg("--name", help="model label on the page (default: --model)"),
+    arg("--top-k", type=int, help="tokens listed per cell (default: vocab.top_k)"),
+    arg("--workdir", default=".", help="the run's directory (holding results/)"),
+    arg("--out", required=True, help="the page (.html); its two tables are written beside it"),
+)
+def explore(args):
+    from iterlens.vocab.explore import run_explore
+
+    config = load_cfg(args)
+    top_k = args.top_k if args.top_k is not None else config["vocab"]["top_k"]
+    run_explore(args.model, args.prompt, args.out, args.lens, label=args.name, top_k=top_k,
+                device=device_of(args), config=config, workdir=args.workdir)  # fmt: skip

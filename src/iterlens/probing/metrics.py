@@ -22,9 +22,14 @@ def log_probs(logits: torch.Tensor) -> torch.Tensor:
     return z - _normalise(z)[0][:, None]
 
 
-def kl_bits(final_logits: torch.Tensor, lens_logits: torch.Tensor) -> torch.Tensor:
-    """Per-example KL(p_final || p_lens) in bits."""
-    return _kl(FinalDist.of(final_logits), log_probs(lens_logits))
+def kl_bits(final_logits: torch.Tensor | FinalDist, lens_logits: torch.Tensor) -> torch.Tensor:
+    """Per-example KL(p_final || p_lens) in bits.
+
+    ``final_logits`` may be the final distribution's :class:`FinalDist`, computed once for many
+    lenses.
+    """
+    final = final_logits if isinstance(final_logits, FinalDist) else FinalDist.of(final_logits)
+    return _kl(final, log_probs(lens_logits))
 
 
 def ce_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

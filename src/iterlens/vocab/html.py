@@ -33,10 +33,15 @@ header{border-bottom:2px solid #333;padding-bottom:.5em}
 """
 
 
-def show(token: str) -> str:
-    """A token as visible, escaped text (spaces and newlines made visible)."""
+def visible(token: str) -> str:
+    """A token as visible text: spaces, newlines and tabs made visible, the empty string too."""
     text = token.replace(" ", "\u2423").replace("\n", "\u23ce").replace("\t", "\u21e5")
-    return html.escape(text or "\u2205")
+    return text or "\u2205"
+
+
+def show(token: str) -> str:
+    """A token as visible, escaped text (see :func:`visible`)."""
+    return html.escape(visible(token))
 
 
 def heat(value: float, vmax: float, diverging: bool = False) -> str:
@@ -310,12 +315,19 @@ def index_page(entries: list[dict]) -> str:
     """The landing page: one row a (model, prompt), linking its page.
 
     Args:
-        entries: dicts with ``model``, ``label``, ``prompt`` (text) and ``href``.
+        entries: dicts with ``model``, ``label``, ``prompt`` (text), ``href`` and, where the
+            prompt has an interactive lens page, ``explore`` (its link).
     """
+
+    def explore(e: dict) -> str:
+        if not e.get("explore"):
+            return "<td></td>"
+        return f'<td><a href="{html.escape(e["explore"], quote=True)}">lens explorer</a></td>'
+
     rows = [
         f'<td>{html.escape(e["model"])}</td><td class="l">{html.escape(e["label"])}'
         f'</td><td class="l"><a href="{html.escape(e["href"], quote=True)}">'
-        f"{html.escape(e['prompt'])}</a></td>"
+        f"{html.escape(e['prompt'])}</a></td>{explore(e)}"
         for e in entries
     ]
     return (
@@ -323,8 +335,9 @@ def index_page(entries: list[dict]) -> str:
         f"<title>iterlens: vocabulary space</title><style>{CSS}</style></head><body>"
         "<header><h1>iterlens \u00b7 vocabulary space</h1></header>"
         '<p class="note">One page a model and prompt: token evolution under the logit '
-        "and tuned lenses, attention heads and FFN neurons read as words.</p>"
-        + _table("index", ["model", "source", "prompt"], rows)
+        "and tuned lenses, attention heads and FFN neurons read as words; and its lens "
+        "explorer, an interactive layers \u00d7 positions map under every lens.</p>"
+        + _table("index", ["model", "source", "prompt", "interactive"], rows)
         + "</body></html>\n"
     )
 

@@ -141,20 +141,25 @@ def dominated(ids: torch.Tensor, mask: torch.Tensor, share: float) -> torch.Tens
     return mask[ids].float().mean(-1) > share
 
 
-def token_strings(tokenizer, vocab_size: int) -> list[str]:
-    """Readable text of every token id.
+def token_string(tokenizer, token_id: int, n_known: int | None = None) -> str:
+    """Readable text of one token id.
 
     A token that is only part of a UTF-8 character (byte-level BPE) shows as its raw
-    vocabulary entry in angle brackets; ids past the tokenizer's own show as ``<id>``.
+    vocabulary entry in angle brackets; an id past the tokenizer's own (``n_known``, default
+    ``len(tokenizer)``) shows as ``<id>``.
     """
-    n = min(vocab_size, len(tokenizer))
-    strings = []
-    for i in range(n):
-        text = tokenizer.decode([i])
-        if "\ufffd" in text:
-            text = f"<{tokenizer.convert_ids_to_tokens(i)}>"
-        strings.append(text)
-    return strings + [f"<{i}>" for i in range(n, vocab_size)]
+    if token_id >= (len(tokenizer) if n_known is None else n_known):
+        return f"<{token_id}>"
+    text = tokenizer.decode([token_id])
+    if "\ufffd" in text:
+        text = f"<{tokenizer.convert_ids_to_tokens(token_id)}>"
+    return text
+
+
+def token_strings(tokenizer, vocab_size: int) -> list[str]:
+    """Readable text of every token id (see :func:`token_string`)."""
+    n_known = len(tokenizer)
+    return [token_string(tokenizer, i, n_known) for i in range(vocab_size)]
 
 
 def match_table(

@@ -73,19 +73,28 @@ def run_vocab(
 
 
 def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
-    """The landing page ``out`` linking every page of every model folder in ``model_dirs``."""
+    """The landing page ``out`` linking every page of every model folder in ``model_dirs``.
+
+    A prompt's interactive lens page (``iterlens explore``, :data:`artifacts.EXPLORE_PAGE`
+    beside its vocabulary page) is linked too where the folder holds one.
+    """
     out = Path(out)
+
+    def link(path: Path) -> str:
+        return os.path.relpath(path, out.parent).replace(os.sep, "/")
+
     entries = []
-    for folder in model_dirs:
-        meta = read_json(Path(folder) / artifacts.VOCAB_META)
-        for prompt, page in zip(meta["prompts"], meta["pages"], strict=True):
-            href = os.path.relpath(Path(folder) / page, out.parent).replace(os.sep, "/")
+    for folder in map(Path, model_dirs):
+        meta = read_json(folder / artifacts.VOCAB_META)
+        for i, (prompt, page) in enumerate(zip(meta["prompts"], meta["pages"], strict=True)):
+            explore = folder / artifacts.EXPLORE_PAGE.format(prompt=i)
             entries.append(
                 {
-                    "model": Path(folder).name,
+                    "model": folder.name,
                     "label": meta["source"],
                     "prompt": prompt,
-                    "href": href,
+                    "href": link(folder / page),
+                    "explore": link(explore) if explore.exists() else None,
                 }
             )
     with atomic_path(out) as tmp:
