@@ -7,8 +7,13 @@ import pytest
 from iterlens.probing.bootstrap import Examples
 from iterlens.probing.metrics import PER_EXAMPLE
 from iterlens.probing.transfer import transfer_table
-from iterlens.report.tables import headline_row
-from iterlens.report.uncertainty import layer_table, transfer_masks, transfer_table_intervals
+from iterlens.report.tables import contrast_table, headline_row
+from iterlens.report.uncertainty import (
+    by_distance,
+    layer_table,
+    transfer_masks,
+    transfer_table_intervals,
+)
 
 # lens i on data layer j, the same for every example (bits); penalty[i, j] = M[i, j] - M[j, j].
 # L = 3: rows/columns 0..2 are translator layers, row 3 the logit lens, column 3 the final layer.
@@ -154,7 +159,7 @@ def test_not_informative_model_has_no_kl_rows():
 
 @pytest.mark.parametrize("layers", [None, [0, 2]])
 def test_an_unmeasured_transfer_matrix_reads_as_the_measured_one_of_a_not_informative_model(
-    layers,
+    layers, tmp_path
 ):
     """The evaluation skips an untrained net's transfer readouts; its tables must not change."""
     from dataclasses import replace
@@ -172,6 +177,14 @@ def test_an_unmeasured_transfer_matrix_reads_as_the_measured_one_of_a_not_inform
     skipped = transfer_table_intervals(unmeasured_transfer_table(N_LAYERS, layers), bare)
     assert len(full) == len(measured) ** 2
     pd.testing.assert_frame_equal(skipped, full)
+    pd.testing.assert_frame_equal(by_distance(bare), by_distance(ex))
+    assert by_distance(bare).drop(columns=["abs_distance", "rel_distance"]).isna().all().all()
+    for name, data in (("full", ex), ("bare", bare), ("trained", hand_built(3.0, 1.0))):
+        (tmp_path / name).mkdir()
+        data.save(tmp_path / name / "examples.safetensors")
+    files = [str(tmp_path / name / "examples.safetensors") for name in ("full", "bare", "trained")]
+    contrasts = contrast_table(files, [("trained", "full", True), ("trained", "bare", True)])
+    assert len(contrasts) and contrasts["estimate"].isna().all()
     with_sums, without = headline_row("c", ex), headline_row("c", bare)
     assert with_sums.keys() == without.keys()
     assert all(np.isnan(without[k]) for k in without if k.startswith("transfer_"))

@@ -276,8 +276,8 @@ def contrast_table(examples: list[str], pairs: Sequence[tuple[str, str, bool]]) 
         info_a, info_b = model_info(ex_a, sums_a), model_info(ex_b, sums_b)
         for metric in CONTRAST_METRICS:
             stat_a, stat_b = _headline_stat(metric, ex_a), _headline_stat(metric, ex_b)
-            est = estimate_difference(stat_a, sums_a, stat_b, sums_b, paired=paired)
             ok = info_a["informative"] and info_b["informative"]
+            est = estimate_difference(stat_a, sums_a, stat_b, sums_b, paired) if ok else None
             row = {"contrast": f"{a} - {b}", "metric": metric, "paired": paired}
             put_estimate(row, "estimate", est, blank=not ok)
             rows.append(row)

@@ -302,8 +302,12 @@ def masked_mean(metric: str, mask: np.ndarray, scale: str = "bits"):
 
 
 def by_distance(ex: Examples, sums: GroupSums | None = None) -> pd.DataFrame:
-    """Mean transfer penalty by |i - j| over layers 1..L-1, on every scale, with intervals."""
+    """Mean transfer penalty by |i - j| over layers 1..L-1, on every scale, with intervals.
+
+    NaN for a model that is not informative (whose transfer sums may not have been measured).
+    """
     sums = sums or all_sums(ex)
+    blank = not model_info(ex, sums)["informative"]
     n_layers = n_layers_in(ex)
     idx = np.arange(n_layers + 1)
     i, j = np.meshgrid(idx, idx, indexing="ij")
@@ -315,7 +319,9 @@ def by_distance(ex: Examples, sums: GroupSums | None = None) -> pd.DataFrame:
         for m in ("ce", "kl"):
             for scale in SCALES:
                 name = f"transfer_{m}_penalty_{scale}"
-                put_estimate(row, name, estimate(masked_mean(m, mask, scale), sums))
-        put_estimate(row, "transfer_kept", estimate(masked_mean("kept", mask), sums))
+                stat = masked_mean(m, mask, scale)
+                put_estimate(row, name, None if blank else estimate(stat, sums), blank)
+        stat = masked_mean("kept", mask)
+        put_estimate(row, "transfer_kept", None if blank else estimate(stat, sums), blank)
         rows.append(row)
     return pd.DataFrame(rows)
