@@ -52,7 +52,7 @@ rule explore:
         prompt=vocab_prompt,
     threads: 2
     resources:
-        mem_mb=5000,  # measured peak: 1.4 GB on SmolLM2-135M, 2.8 to 4.8 GB on Gemma 3 270M
+        mem_mb=7000,  # measured peaks (benchmarks/results/explore*.txt): 2.1 GB, 6.3 GB
     log:
         "logs/vocab/{model}_explore_{prompt}.log",
     message:
