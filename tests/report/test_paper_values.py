@@ -278,3 +278,18 @@ def test_dose_response_claim_reads_the_intervals(tmp_path):
     vals = Values(tmp_path)
     dose(vals)
     assert vals.claims["lm_dose_monotone"]["holds"] is False
+
+
+def test_a_probe_on_a_layer_subset_has_no_first_and_last_values(tmp_path):
+    """A config's probe.layers may leave out layer 0 and L (Gemma 3's one head at layer 9)."""
+    root = write_fake_results(tmp_path, vision=False)
+    full = collect(root, [], CAPTIONS)["values"]
+    assert "lm.probe_top1_acc_first" in full and "lm.probe_top1_acc_last" in full
+    path = root / "results/tables/lm/lens_metrics.csv"
+    metrics = pd.read_csv(path)
+    last = metrics["layer"].max()
+    metrics = metrics[(metrics["lens"] != "probe") | metrics["layer"].between(1, last - 1)]
+    metrics.to_csv(path, index=False)
+    values = collect(root, [], CAPTIONS)["values"]
+    assert "lm.probe_top1_acc_first" not in values and "lm.probe_top1_acc_last" not in values
+    assert f"lm.probe.top1_acc.layer{last - 1}" in values

@@ -171,6 +171,8 @@ def _layers(vals: Values, model: str) -> dict[str, Any]:
             "max over layers 0..L-1 of the upper 95% bound of tuned minus logit-lens KL (paired)",
         )
     for end, layer in (("first", 0), ("last", n_layers)):
+        if ("probe", layer) not in measured:  # a probe on a layer subset (probe.layers)
+            continue
         vals.add(
             f"{model}.probe_top1_acc_{end}",
             {
