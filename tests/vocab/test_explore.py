@@ -22,8 +22,9 @@ from iterlens.models.families import adapter_for, supported
 from iterlens.models.lm import init_model, save_model
 from iterlens.probing.lenses import make_lens, make_tuned_lens, save_lens
 from iterlens.probing.readout import readout_from_lm
-from iterlens.vocab.explore import explore_lenses, explore_prompt, table_paths
+from iterlens.vocab.explore import explore_prompt
 from iterlens.vocab.explore_page import fixed, page_data
+from iterlens.vocab.explore_run import explore_lenses, table_paths
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

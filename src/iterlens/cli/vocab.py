@@ -66,7 +66,7 @@ def vocab_index(args):
     arg("--out", required=True, help="the page (.html); its two tables are written beside it"),
 )
 def explore(args):
-    from iterlens.vocab.explore import run_explore
+    from iterlens.vocab.explore_run import run_explore
 
     config = load_cfg(args)
     top_k = args.top_k if args.top_k is not None else config["vocab"]["top_k"]
