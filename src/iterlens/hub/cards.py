@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from iterlens.models.studied import LM_DOMAIN
+
 TAGS = ["iterlens", "tuned-lens", "logit-lens", "interpretability", "iterative-inference"]
 LICENSE = "mit"
 LENS_ORDER = ("logit", "identity", "tuned", "shared", "probe")
@@ -204,11 +206,11 @@ def model_card(
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    task = "text-generation" if domain == "lm" else "image-classification"
+    task = "text-generation" if domain == LM_DOMAIN else "image-classification"
     local_base = bool(base_model) and (Path(base_model).exists() or base_model.count("/") > 1)
     hub_base = None if local_base else base_model  # a local folder has no Hub page
     data = ModelCardData(
-        library_name="transformers" if domain == "lm" else "pytorch",
+        library_name="transformers" if domain == LM_DOMAIN else "pytorch",
         license=license or LICENSE,
         datasets=[dataset_id],
         tags=TAGS + [domain] + (["gguf", "quantized"] if gguf else []),
@@ -218,10 +220,10 @@ def model_card(
         eval_results=eval_results(metrics, dataset_id, task),
     )
     header, rows = layer_table(metrics)
-    if domain == "lm" and not residual:
+    if domain == LM_DOMAIN and not residual:
         imports = "from iterlens.models.lm import load_causal_lm"
         load_model = f'model = load_causal_lm("{base_model or repo_id}")  # no residual skips'
-    elif domain == "lm":
+    elif domain == LM_DOMAIN:
         imports = "from transformers import AutoModelForCausalLM"
         where = GGUF_FOLDER if gguf else base_model or repo_id
         load_model = f'model = AutoModelForCausalLM.from_pretrained("{where}")'
@@ -237,7 +239,7 @@ def model_card(
         what = "the model (safetensors, with its tokenizer), "
     else:
         what = f"lenses for `{base_model}` (the model itself is not part of this repo), "
-    norm = tuned_lens_final_norm(model_type) if domain == "lm" and model_type else None
+    norm = tuned_lens_final_norm(model_type) if domain == LM_DOMAIN and model_type else None
     patch = (
         f"import tuned_lens.model_surgery as surgery  # tuned-lens 0.2.0 does not know this "
         f"architecture's final norm\nsurgery.get_final_norm = lambda m: "
@@ -245,7 +247,7 @@ def model_card(
         if norm
         else ""
     )
-    net = "transformer" if domain == "lm" else "CNN"
+    net = "transformer" if domain == LM_DOMAIN else "CNN"
     tuned_line = (
         f'{patch}lens = TunedLens.from_model_and_pretrained(model, "{lens_name}", '
         f'repo_id="{repo_id}", repo_type="model")'

@@ -36,7 +36,14 @@ from iterlens import artifacts as A
 
 SOURCES = ("reference", "cnn", "hub", "folder", "gguf")
 TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
-DOMAIN = {"reference": "lm", "hub": "lm", "folder": "lm", "gguf": "lm", "cnn": "vision"}
+LM_DOMAIN, VISION_DOMAIN = "lm", "vision"  # what a model reads: text or images (not model names)
+DOMAIN = {
+    "reference": LM_DOMAIN,
+    "hub": LM_DOMAIN,
+    "folder": LM_DOMAIN,
+    "gguf": LM_DOMAIN,
+    "cnn": VISION_DOMAIN,
+}
 PATH_SOURCES = ("hub", "folder", "gguf")  # sources a ``path`` names
 OVERRIDABLE = ("extract", "lens", "probe")  # config sections an entry's ``overrides`` may set
 # Identity skips of an entry that does not say: the reference GPT-2 has them, the CNN not; a

@@ -20,7 +20,7 @@ from iterlens import artifacts
 from iterlens.io import read_json, write_parquet
 from iterlens.models.families import adapter_for
 from iterlens.models.lm import ModelNotFoundError
-from iterlens.models.studied import Study
+from iterlens.models.studied import LM_DOMAIN, Study
 from iterlens.vocab.explore import EXPLORE_LENSES, Exploration, explore_prompt
 from iterlens.vocab.pipeline import lenses_for, load_model_and_tokenizer
 
@@ -99,7 +99,7 @@ def studied_model(name: str, config: dict, workdir: str | Path) -> tuple[Path, l
     Raises:
         FileNotFoundError: the run has not made the model's folder yet.
     """
-    if name not in Study.of(config).probed("lm"):
+    if name not in Study.of(config).probed(LM_DOMAIN):
         return None
     root = Path(workdir)
     folder = root / artifacts.MODEL_DIR.format(model=name)
@@ -159,7 +159,7 @@ def run_explore(
     try:
         model, tokenizer = load_model_and_tokenizer(folder)
     except ModelNotFoundError as err:
-        names = ", ".join(Study.of(config).probed("lm")) if config is not None else ""
+        names = ", ".join(Study.of(config).probed(LM_DOMAIN)) if config is not None else ""
         raise ModelNotFoundError(
             f"{err} (--model takes a studied model's name{f' ({names})' if names else ''}, "
             f"a model folder or a Hub name)"
