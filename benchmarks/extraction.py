@@ -4,7 +4,8 @@ Usage: python benchmarks/extraction.py [--layers 8 --width 128 --seq 256 --batch
 
 Builds the reference GPT-2 architecture at random init (timings do not depend on the
 weights), then measures on the same batches:
-  - bare forward pass (tokens/s),
+  - bare forward pass (tokens/s), with the residual hooks, and with the hooks stopping at the
+    final norm's input (the passes extraction stores: no unembedding),
   - extraction (forward + residual hooks + writing shards to disk, tokens/s), with a float32
     store and with a float16 store,
   - tuned-lens training (s per step, s per 100 steps),
@@ -73,6 +74,10 @@ def main() -> None:
             for b in range(0, len(x), args.batch):
                 rec.run(x[b : b + args.batch])
             hooked = time.perf_counter() - t
+            t = time.perf_counter()
+            for b in range(0, len(x), args.batch):
+                rec.residuals(x[b : b + args.batch])
+            stopped = time.perf_counter() - t
 
     starts = np.arange(len(x)) * args.seq
 
@@ -130,6 +135,10 @@ def main() -> None:
     )
     print(f"bare forward        {n_tok / bare:10.0f} tokens/s")
     print(f"forward + hooks     {n_tok / hooked:10.0f} tokens/s")
+    print(
+        f"  to the final norm {n_tok / stopped:10.0f} tokens/s "
+        f"({stopped / bare:.2f}x the bare forward time)"
+    )
     print(
         f"extraction to disk  {n_tok / extract:10.0f} tokens/s "
         f"({extract / bare:.2f}x the bare forward time)"

@@ -8,7 +8,13 @@ from conftest import tiny_lm
 from iterlens.models.cnn import (
     init_cnn,
 )
-from iterlens.probing.extract import extract_cnn_store, extract_lm_shard
+from iterlens.models.families import adapter_for, supported
+from iterlens.probing.extract import (
+    CHECK_WINDOWS,
+    ResidualRecorder,
+    extract_cnn_store,
+    extract_lm_shard,
+)
 from iterlens.probing.lenses import (
     LogitLens,
     evaluate_lenses,
@@ -53,6 +59,32 @@ def test_extraction_resumes_and_checks_readout(tmp_path):
             progress=False,
         )
     assert not (tmp_path / "other.safetensors").exists()
+
+
+@pytest.mark.parametrize("family", supported())
+def test_stored_passes_stop_before_the_unembedding(tmp_path, family):
+    """The unembedding runs once a shard (the readout check, on CHECK_WINDOWS windows), yet the
+    shard holds exactly the residuals of full forward passes over the same batches."""
+    from safetensors.torch import load_file
+    from transformers import PreTrainedTokenizerFast
+
+    model = tiny_lm(family)
+    head = adapter_for(model).unembedding_of(model)
+    rows = []
+    handle = head.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    tokens = np.random.default_rng(2).integers(1, 97, 400).astype(np.int32)
+    starts = np.arange(5) * 16
+    out = tmp_path / "shard.safetensors"
+    tokenizer = _char_tokenizer(PreTrainedTokenizerFast)
+    extract_lm_shard(
+        model, readout_from_lm(model), tokenizer, tokens, starts, 16, 2, out, progress=False
+    )
+    handle.remove()
+    assert rows == [CHECK_WINDOWS]
+    x = torch.from_numpy(np.stack([tokens[s : s + 16] for s in starts]).astype(np.int64))
+    with ResidualRecorder(model) as rec:
+        full = torch.cat([rec.run(x[b : b + 2])[0] for b in range(0, 5, 2)])
+    assert torch.equal(load_file(out)["hidden"], full.reshape(80, *full.shape[2:]))
 
 
 def test_skipped_positions_are_read_by_the_model_but_not_stored(tmp_path):

@@ -279,3 +279,20 @@ def test_smoke_paper_html_loads_every_figure(smoke_run, tmp_path):
     assert len(loaded) == len(values["figures"]) > 0, dom[-2000:]
     assert all(w.isdigit() and int(w) > 100 for w in loaded), loaded
     assert "Bibliography" in dom or "References" in dom
+
+
+@pytest.mark.slow
+def test_smoke_paper_html_links_every_lens_explorer_page(smoke_run):
+    """The paper's HTML links each LM's vocabulary page and lens explorer for every prompt."""
+    import re
+
+    paper = smoke_run / "results/paper"
+    links = set(re.findall(r'href="([^"#]+\.html)"', (paper / "paper.html").read_text()))
+    explore = {link for link in links if "/explore-" in link}
+    expected = {
+        page.relative_to(smoke_run / "results").as_posix()
+        for page in (smoke_run / "results/vocab").glob("*/explore-*.html")
+    }
+    assert expected and {(paper / link).resolve() for link in explore} == {
+        (smoke_run / "results" / page).resolve() for page in expected
+    }

@@ -7,7 +7,10 @@ shard a job, so shards of a big run are separate cluster jobs.
 
 CNN: ``h_l`` is the spatial mean of the stem (l = 0) and of every module's output.
 
-Both check on the first batch that the readout maps ``h_L`` to the model's own logits.
+Both check that the readout maps ``h_L`` to the model's own logits. An LM's store needs only
+the residuals, so its forward passes stop at the final norm's input: the unembedding, the
+largest matrix product of a big-vocabulary model and its largest tensor (``[batch, seq, V]``),
+runs only for the check, on ``CHECK_WINDOWS`` windows.
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ from iterlens.probing.readout import Readout
 from iterlens.probing.shard_writer import ShardWriter
 from iterlens.probing.store import finalize_store, shard_is_complete, write_shard
 
+CHECK_WINDOWS = 2
+"""Windows whose logits the readout check compares (the only full forward pass of a shard)."""
+
+
+class _ResidualsDone(Exception):
+    """Raised by the last hook to end a forward pass whose logits are not needed."""
+
 
 class ResidualRecorder:
     """Context manager that records the residual stream at every layer via hooks."""
@@ -38,11 +48,14 @@ class ResidualRecorder:
         self.adapter = adapter_for(model)
         self.n_layers = len(self.adapter.blocks_of(model))
         self._handles: list = []
+        self._stop = False
 
     def _hook(self, index: int):
         def hook(module, args, kwargs):
             h = args[0] if args else kwargs["hidden_states"]
             self.captured[index] = h.detach()
+            if self._stop and index == self.n_layers:
+                raise _ResidualsDone
 
         return hook
 
@@ -68,8 +81,30 @@ class ResidualRecorder:
         """
         self.captured.clear()
         logits = self.model(input_ids).logits
+        return self._stacked(), logits
+
+    @torch.no_grad()
+    def residuals(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Forward ``input_ids [b, t]`` up to the final norm; return ``hidden [b, t, L+1, d]``.
+
+        The final norm, the unembedding and anything after them do not run.
+        """
+        self.captured.clear()
+        self._stop = True
+        try:
+            self.model(input_ids)
+        except _ResidualsDone:
+            pass
+        else:
+            raise RuntimeError("the forward pass ended without reaching the final norm")
+        finally:
+            self._stop = False
+        return self._stacked()
+
+    def _stacked(self) -> torch.Tensor:
         hidden = torch.stack([self.captured[i] for i in range(self.n_layers + 1)], 2)
-        return hidden, logits
+        self.captured.clear()
+        return hidden
 
 
 def n_shards(n_tokens: int, shard_tokens: int, seq_len: int) -> int:
@@ -132,9 +167,10 @@ def extract_lm_shard(
     The model runs on its own device and dtype; the shard is written by a background
     thread while the next batch is computed, with ``hidden`` in ``store_dtype``. Skips the
     work if ``out`` already holds a complete shard (resuming a run). Checks on the first
-    batch that ``R(h_L)`` reproduces the model's logits, to a tolerance set by the model's
-    dtype. The first ``skip_positions`` positions of every window are read by the model but
-    not stored (so no lens is fitted or scored on them).
+    ``CHECK_WINDOWS`` windows that ``R(h_L)`` reproduces the model's logits, to a tolerance set
+    by the model's dtype; the stored passes stop before the unembedding. The first
+    ``skip_positions`` positions of every window are read by the model but not stored (so no
+    lens is fitted or scored on them).
     """
     out = Path(out)
     if shard_is_complete(out):
@@ -162,14 +198,15 @@ def extract_lm_shard(
         groups=groups,
     )
     with ResidualRecorder(model) as rec, writer:
+        hidden, logits = rec.run(x[:CHECK_WINDOWS, :-1].to(param.device))
+        readout.check_reproduces(
+            hidden[:, :, -1].float().cpu(), logits.float().cpu(), readout_rtol(param.dtype)
+        )
+        del hidden, logits
         for b in tqdm(
             range(0, len(x), batch_size), desc=f"extract {out.name}", disable=not progress
         ):
-            hidden, logits = rec.run(x[b : b + batch_size, :-1].to(param.device))
-            if b == 0:
-                readout.check_reproduces(
-                    hidden[:, :, -1].float().cpu(), logits.float().cpu(), readout_rtol(param.dtype)
-                )
+            hidden = rec.residuals(x[b : b + batch_size, :-1].to(param.device))
             writer.add(hidden[:, kept].reshape(-1, *hidden.shape[2:]))
 
 

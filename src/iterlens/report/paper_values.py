@@ -23,7 +23,7 @@ import pandas as pd
 from iterlens import artifacts as A
 from iterlens.config import validate
 from iterlens.io import read_table
-from iterlens.models.studied import Study
+from iterlens.models.studied import LM_DOMAIN, VISION_DOMAIN, Study
 from iterlens.report import control_values
 from iterlens.report.control_values import dose_key
 from iterlens.report.findings import findings
@@ -314,7 +314,7 @@ def collect(
     layer_tables = [
         _layers(vals, m)
         for m in models
-        if A.parse_model_name(m).twin != "random" or study.entry_of(m).domain == "lm"
+        if A.parse_model_name(m).twin != "random" or study.entry_of(m).domain == LM_DOMAIN
     ]
     loss_rows = _simple_table(vals, A.LM_SUMMARY, "model")
     _simple_table(vals, A.VISION_SUMMARY, "model")
@@ -331,7 +331,7 @@ def collect(
         ),
     )
     informative = _informative(vals.root)
-    lms = [m.name for m in study.of_domain("lm") if m.name in models]
+    lms = [m.name for m in study.of_domain(LM_DOMAIN) if m.name in models]
     _claims(vals, roles, lms)
     rotated = control_values.rotated(vals)
     dose = control_values.dose(vals)
@@ -340,13 +340,16 @@ def collect(
         "values": vals.values,
         "claims": vals.claims,
         "has": {
-            "vision": any(study.entry_of(m).domain == "vision" for m in models),
+            "vision": any(study.entry_of(m).domain == VISION_DOMAIN for m in models),
             "intervals": any(k.endswith("_lo") for k in vals.values),
             "frac": bool(frac_columns),
             "rotated": bool(rotated),
             "vocab": _nonempty(vals.root / OPTIONAL_DIRS["vocab"]),
             "release": _nonempty(vals.root / OPTIONAL_DIRS["release"]),
         },
+        "vocab_pages": _vocab_pages(
+            vals.root, [m for m in models if study.entry_of(m).domain == LM_DOMAIN]
+        ),
         "models": models,
         "roles": roles,
         "lms": lms,
@@ -377,6 +380,15 @@ def _informative(root: Path) -> dict[str, bool]:
     if "informative" not in frame:
         return dict.fromkeys(frame["model"], True)
     return {m: bool(v) for m, v in zip(frame["model"], frame["informative"], strict=True)}
+
+
+def _vocab_pages(root: Path, lms: Sequence[str]) -> list[dict]:
+    """The vocabulary and lens-explorer pages of the LMs (twins included) that have them."""
+    from iterlens.vocab.pipeline import index_entries
+
+    folders = [root / A.VOCAB_DIR.format(model=m) for m in lms]
+    folders = [f for f in folders if (f / A.VOCAB_META).is_file()]
+    return index_entries(folders, root / A.PAPER_DIR)
 
 
 def _nonempty(path: Path) -> bool:

@@ -72,16 +72,17 @@ def run_vocab(
     return meta
 
 
-def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
-    """The landing page ``out`` linking every page of every model folder in ``model_dirs``.
+def index_entries(model_dirs: list[str | Path], relative_to: str | Path) -> list[dict]:
+    """One entry a (model, prompt) of the vocabulary pages in ``model_dirs``.
 
-    A prompt's interactive lens page (``iterlens explore``, :data:`artifacts.EXPLORE_PAGE`
-    beside its vocabulary page) is linked too where the folder holds one.
+    Each holds ``model``, ``label`` (its source), ``prompt`` (the text), ``index`` (the
+    prompt's number), ``href`` (its vocabulary page) and ``explore`` (its interactive lens
+    page, :data:`artifacts.EXPLORE_PAGE`, or None where the folder has none), the links
+    relative to the folder ``relative_to``.
     """
-    out = Path(out)
 
     def link(path: Path) -> str:
-        return os.path.relpath(path, out.parent).replace(os.sep, "/")
+        return os.path.relpath(path, relative_to).replace(os.sep, "/")
 
     entries = []
     for folder in map(Path, model_dirs):
@@ -93,9 +94,21 @@ def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
                     "model": folder.name,
                     "label": meta["source"],
                     "prompt": prompt,
+                    "index": i,
                     "href": link(folder / page),
                     "explore": link(explore) if explore.exists() else None,
                 }
             )
+    return entries
+
+
+def write_index(model_dirs: list[str | Path], out: str | Path) -> None:
+    """The landing page ``out`` linking every page of every model folder in ``model_dirs``.
+
+    A prompt's interactive lens page (``iterlens explore``) is linked too where the folder
+    holds one.
+    """
+    out = Path(out)
+    entries = index_entries(model_dirs, out.parent)
     with atomic_path(out) as tmp:
         tmp.write_text(index_page(entries), encoding="utf-8")
