@@ -7,6 +7,7 @@ from pathlib import Path
 
 from iterlens import artifacts
 from iterlens.cli import arg, command, load_cfg, log
+from iterlens.models.studied import DOMAINS, LM_DOMAIN, VISION_DOMAIN
 
 RELEASED_LENS_ARGS = (
     arg(
@@ -27,7 +28,7 @@ RELEASED_LENS_ARGS = (
         help="stage the model repo of this studied model (a name from the config's models "
         "table); without it, the dataset repo",
     ),
-    arg("--domain", choices=["lm", "vision"], default="lm", help="the --model's domain"),
+    arg("--domain", choices=DOMAINS, default=LM_DOMAIN, help="the --model's domain"),
     arg("--license", help="the --model's weights' Hub license id, which its lenses' card takes"),
     arg("--results", default="results", help="the run's results folder"),
     arg("--models", nargs="*", default=[], help="released models (linked from the dataset card)"),
@@ -59,7 +60,7 @@ def stage_release(args):
             args.out,
             rel["namespace"],
             rel["prefix"],
-            "cnn" if args.domain == "vision" else "lm",
+            "cnn" if args.domain == VISION_DOMAIN else "lm",
             license=args.license,
         )
     else:

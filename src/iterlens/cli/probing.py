@@ -11,6 +11,7 @@ from iterlens import artifacts
 from iterlens.cli import arg, command, device_of, load_cfg, log
 from iterlens.cli.hub import RELEASED_LENS_ARGS
 from iterlens.cli.models import REPLICATE
+from iterlens.models.studied import DOMAINS, LM_DOMAIN, VISION_DOMAIN
 
 
 @command(
@@ -74,7 +75,7 @@ def extract_shard(args):
     arg("--manifest", required=True),
     arg("--readout", required=True),
     arg("--n-shards", required=True, type=int),
-    arg("--domain", default="lm"),
+    arg("--domain", choices=DOMAINS, default=LM_DOMAIN),
 )
 def finalize_store(args):
     from iterlens.probing.readout import Readout
@@ -279,7 +280,7 @@ def _groups_and_prior(args, store, n_classes: int):
     from iterlens.probing.metrics import prior_ce_bits
 
     targets = store.column("targets").numpy()
-    if store.manifest.get("domain", "lm") == "vision":
+    if store.manifest.get("domain", LM_DOMAIN) == VISION_DOMAIN:
         from iterlens.data.images import image_splits
 
         train = image_splits(load_cfg(args))["train"][1].numpy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iterlens.cli import arg, command, load_cfg
+from iterlens.models.studied import DOMAINS, LM_DOMAIN
 
 
 @command(
@@ -122,7 +123,7 @@ def lm_summary(args):
         "from --tables into the --out folder",
     ),
     arg("--models", nargs="+", help="the family's models, drawn on the same axes"),
-    arg("--domain", choices=["lm", "vision"], default="lm", help="the family's domain"),
+    arg("--domain", choices=DOMAINS, default=LM_DOMAIN, help="the family's domain"),
     arg("--tables", default="results/tables"),
     arg("--out", required=True),
 )

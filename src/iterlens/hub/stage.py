@@ -25,6 +25,7 @@ from iterlens.hub import cards
 from iterlens.io import atomic_path, read_json
 from iterlens.models.gguf import SOURCE_FILE
 from iterlens.models.lm import RESIDUAL_KEY, portable_model_config
+from iterlens.models.studied import LM_DOMAIN
 from iterlens.probing.readout import Readout
 
 LENS_KINDS = ("tuned", "shared", "probe")
@@ -135,7 +136,7 @@ def stage_model_repo(
             residual=skips,
             gguf=gguf,
             license=license,
-            model_type=model_config.get("model_type") if domain == "lm" else None,
+            model_type=model_config.get("model_type") if domain == LM_DOMAIN else None,
         )
         card.save(tmp / "README.md")
         (tmp / A.RELEASE_META).write_text(

@@ -37,6 +37,7 @@ from iterlens import artifacts as A
 SOURCES = ("reference", "cnn", "hub", "folder", "gguf")
 TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
 LM_DOMAIN, VISION_DOMAIN = "lm", "vision"  # what a model reads: text or images (not model names)
+DOMAINS = (LM_DOMAIN, VISION_DOMAIN)
 DOMAIN = {
     "reference": LM_DOMAIN,
     "hub": LM_DOMAIN,
