@@ -18,16 +18,14 @@ The JSON written records the date, the machine and every number printed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+from machine import machine, today
 
 from iterlens import artifacts as A
 from iterlens.cli import main as iterlens
@@ -133,8 +131,8 @@ def main() -> None:
         print(side.to_string())
     if args.json:
         report = {
-            "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor()}",
+            "date": today(),
+            "machine": machine(),
             "torch_threads": torch.get_num_threads(),
             "model": model,
             "run_readout_dtype": ran,

@@ -12,15 +12,13 @@ per-layer metrics are the same.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import machine, today
 
 from iterlens import artifacts as A
 from iterlens.probing.lenses import LogitLens, evaluate_lenses
@@ -80,8 +78,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "date": today(),
+            "machine": machine(),
             "model": args.model, "examples": len(batch.targets), "vocabulary": readout.n_classes,
             "readout_dtype": args.readout_dtype, "rows": sizes, "seconds": median,
             "ratio": ratio, "largest_abs_difference": diff,

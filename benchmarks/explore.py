@@ -24,7 +24,6 @@ alone, so the picture shows no made-up lens.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import os
 import platform
@@ -38,6 +37,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from machine import machine, today
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (
@@ -141,8 +141,8 @@ def main() -> None:
     exe = shutil.which("chromium") or "chromium"
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
     lines = [
-        f"benchmarks/explore.py, {datetime.date.today().isoformat()}",
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+        f"benchmarks/explore.py, {today()}",
+        f"machine: {machine()}, {platform.platform()}; "
         f"load average before: {os.getloadavg()[0]:.1f}",
         f"browser: {version}",
         f"model: {model} (vocabulary {len(tokenizer):,}); lenses: "

@@ -1,6 +1,6 @@
 """Extraction throughput vs a bare forward pass, and tuned-lens / transfer timing.
 
-Usage: python benchmarks/extraction.py [--layers 8 --width 128 --seq 256 --batch 16]
+Usage: python benchmarks/extraction.py [--layers 8 --width 128 --seq 256 --batch 16] [--out F]
 
 Builds the reference GPT-2 architecture at random init (timings do not depend on the
 weights), then measures on the same batches:
@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine, today
 
 from iterlens.models.lm import init_model, reference_config
 from iterlens.probing.extract import ResidualRecorder, extract_lm_shard
@@ -51,6 +53,7 @@ def main() -> None:
     p.add_argument(
         "--extraction-only", action="store_true", help="skip the lens and transfer timings"
     )
+    p.add_argument("--out", help="also write the report, headed by the date and machine, here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = init_model(reference_config(args.vocab, args.layers, args.width, 4, args.seq, 0), 0)
@@ -129,30 +132,35 @@ def main() -> None:
                         torch.log_softmax(final, -1)
         separate = time.perf_counter() - t
 
-    print(
+    lines = [f"benchmarks/extraction.py, {today()}; machine: {machine()}"]
+    say = lines.append
+    say(
         f"model: GPT-2 {args.layers}x{args.width}, vocab {args.vocab}, {n_tok} tokens, "
         f"{args.threads} threads"
     )
-    print(f"bare forward        {n_tok / bare:10.0f} tokens/s")
-    print(f"forward + hooks     {n_tok / hooked:10.0f} tokens/s")
-    print(
+    say(f"bare forward        {n_tok / bare:10.0f} tokens/s")
+    say(f"forward + hooks     {n_tok / hooked:10.0f} tokens/s")
+    say(
         f"  to the final norm {n_tok / stopped:10.0f} tokens/s "
         f"({stopped / bare:.2f}x the bare forward time)"
     )
-    print(
+    say(
         f"extraction to disk  {n_tok / extract:10.0f} tokens/s "
         f"({extract / bare:.2f}x the bare forward time)"
     )
-    print(
+    say(
         f"  float16 store     {n_tok / extract_half:10.0f} tokens/s "
         f"({extract_half / bare:.2f}x the bare forward time)"
     )
-    print(
+    say(
         f"tuned lens fit      {fit / args.lens_steps:10.3f} s/step (batch 512, "
         f"{args.layers} layers)"
     )
-    print(f"transfer, one pass  {batched:10.2f} s for the {n}x{n} matrix")
-    print(f"transfer, separate  {separate:10.2f} s ({separate / batched:.1f}x slower)")
+    say(f"transfer, one pass  {batched:10.2f} s for the {n}x{n} matrix")
+    say(f"transfer, separate  {separate:10.2f} s ({separate / batched:.1f}x slower)")
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

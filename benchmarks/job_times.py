@@ -21,12 +21,12 @@ the default run's on 2 cores (``train_lm`` and ``vocab`` 2, every other rule 1).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
+
+from machine import machine
 
 STAMP = re.compile(r"\[(\w{3} \w{3}\s+\d+ [\d:]+ \d{4})\]$")
 START = re.compile(r"Job (\d+): (.*)")
@@ -107,7 +107,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.out:
         started = t0.strftime("%Y-%m-%d %H:%M")
-        head = f"# run started {started}; {platform.machine()}, {os.cpu_count()} cores"
+        head = f"# run started {started}; {machine()}"
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join([head, *lines]) + "\n")
 

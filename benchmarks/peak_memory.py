@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
+from machine import machine
 
 
 def tree_rss(root: psutil.Process) -> tuple[int, list[tuple[str, int]]]:
@@ -65,8 +64,7 @@ def main() -> int:
     wall = time.perf_counter() - start
     report = {
         "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "machine": machine(),
         "command": " ".join(command),
         "returncode": child.returncode,
         "wall_s": round(wall, 1),

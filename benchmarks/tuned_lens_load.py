@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from machine import machine, today
 
 from iterlens import artifacts as A
 from iterlens.config import load_config
@@ -147,8 +147,9 @@ def main(args) -> int:
         worst = float(table["abs_diff_bits"].max())
         failed |= not worst <= args.tol
         summary[model] = {
-            "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "date": today(),
+            "machine": machine(),
+            "threads": torch.get_num_threads(),
             "repo": repo.name,
             "lens_name": name,
             "transformers": str(tl["transformers"].iloc[0]),
