@@ -3,7 +3,7 @@ from conftest import ROOT, write_fake_results
 
 from iterlens.cli import main
 from iterlens.io import write_json
-from iterlens.report.findings import findings
+from iterlens.report.findings import findings, with_ci
 from iterlens.report.paper_values import collect
 from iterlens.report.readme import END, START, results_block, splice
 
@@ -19,9 +19,6 @@ def test_block_is_deterministic_and_made_of_named_values(tmp_path):
     block = results_block(values)
     assert block == results_block(again)
     v = values["values"]
-    lm = next(t for t in values["layer_tables"] if t["model"] == "lm")
-    kl_row = "| KL tuned lens | " + " | ".join(v[n]["text"] for n in lm["rows"][1]["names"]) + " |"
-    assert kl_row in block.splitlines()
     name = "cnn_residual.transfer_ce_penalty_adjacent_bits"
     assert (
         f"its twin with identity skips does better, the intervals apart ({v[name]['text']} "
@@ -46,6 +43,7 @@ def test_splice_and_command(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# t\n\n## Results\n{START}\nold\n{END}\n\n## Next\n")
     argv = ["readme-results", "--values", str(tmp_path / "values.json"), "--readme", str(readme)]
+    argv += ["--workdir", str(tmp_path / "run")]
     assert main(argv + ["--check"]) == 1  # out of sync
     assert main(argv) == 0
     text = readme.read_text()
@@ -61,19 +59,49 @@ def test_readme_has_the_markers():
     assert text.index(START) < text.index(END)
 
 
-def test_the_language_models_stand_side_by_side_on_one_scale(tmp_path):
+def test_the_main_table_sets_every_informative_model_on_one_scale(tmp_path):
     values = fake_values(tmp_path, intervals=True)
-    assert values["lms"] == ["lm"]
-    assert values["lm_columns"][:3] == [
+    assert values["main_columns"][:3] == [
         "logit_kl_mean_frac",
         "tuned_kl_mean_frac",
         "shared_kl_mean_frac",
     ]
     v = values["values"]
-    row = next(x for x in results_block(values).splitlines() if x.startswith("| `lm` |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    block = results_block(values)
+    rows = {x.split("|")[1].strip(): x for x in block.splitlines() if x.startswith("| `")}
+    assert set(rows) == {f"`{m}`" for m in values["main_models"]} and "`lm`" in rows
+    cells = [c.strip() for c in rows["`lm`"].strip("|").split("|")]
     assert cells[1] == v["lm.n_layers"]["text"]
-    assert cells[2:5] == [v[f"lm.{c}"]["text"] for c in values["lm_columns"][:3]]
-    assert 0 < float(cells[3]) < float(cells[2])  # the fake tuned lens is the closer one
-    values["lms"] = []
+    assert cells[2:] == [with_ci(values, f"lm.{c}") for c in values["main_columns"]]
+    assert (
+        0 < float(cells[3].split()[0]) < float(cells[2].split()[0])
+    )  # the fake tuned lens is closer
+    values["not_informative"] = ["lm_random"]
+    assert "not informative, so not in the table: `lm_random`" in results_block(values)
+    values["main_models"] = []
     assert "side by side" not in results_block(values)
+
+
+def test_the_readme_shows_the_run_s_headline_figure(tmp_path):
+    """The block links the run's first main figure; the command copies it beside the README
+    and --check fails when the copy differs from the run's."""
+    values = fake_values(tmp_path)
+    run = tmp_path / "run"
+    (run / "results/figures").mkdir(parents=True, exist_ok=True)
+    (run / "results/figures/paper_lenses.png").write_bytes(b"png one")
+    values["figures"] = [
+        {"stem": "paper_lenses", "path": "results/figures/paper_lenses.png", "main": True,
+         "caption": "The lenses of every model. Details."},
+        {"stem": "other", "path": "results/figures/other.png", "main": False, "caption": "x"},
+    ]  # fmt: skip
+    write_json(values, tmp_path / "values.json")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n{START}\n{END}\n")
+    argv = ["readme-results", "--values", str(tmp_path / "values.json"), "--readme", str(readme)]
+    argv += ["--workdir", str(run)]
+    assert main(argv) == 0
+    assert "![The lenses of every model](docs/figures/paper_lenses.png)" in readme.read_text()
+    assert (tmp_path / "docs/figures/paper_lenses.png").read_bytes() == b"png one"
+    assert main(argv + ["--check"]) == 0
+    (run / "results/figures/paper_lenses.png").write_bytes(b"png two")
+    assert main(argv + ["--check"]) == 1

@@ -42,16 +42,17 @@ def paper(args):
     "rewrite the README's results block from the paper's values",
     arg("--values", default=A.PAPER_VALUES),
     arg("--readme", default="README.md"),
+    arg("--workdir", default=".", help="the run's folder (holding results/)"),
     arg("--check", action="store_true", help="only compare; exit 1 if out of sync"),
 )
 def readme_results(args):
     from iterlens.io import read_json
     from iterlens.report.readme import update_readme
 
-    in_sync = update_readme(args.readme, read_json(args.values), check=args.check)
+    in_sync = update_readme(args.readme, read_json(args.values), args.workdir, args.check)
     if args.check and not in_sync:
         raise ValueError(
-            f"{args.readme}: results block out of sync with {args.values}; run "
+            f"{args.readme}: results block or its figure out of sync with {args.values}; run "
             f"iterlens readme-results --values {args.values}"
         )
     log.info("%s: results block %s", args.readme, "in sync" if in_sync else "rewritten")

@@ -64,19 +64,8 @@ SCALED_COLUMNS = [
     "shared_ce_penalty_mean_frac",
     "shared_ce_penalty_mean_blocks",
 ]
-# The language models side by side (the paper's and README's LM table): bounded or normalised
-# means over layers 1..L-1, so models of any depth and vocabulary share one scale.
-LM_COLUMNS = [
-    "logit_kl_mean_frac",
-    "tuned_kl_mean_frac",
-    "shared_kl_mean_frac",
-    "transfer_kept_adjacent",
-    "transfer_kept_far",
-    "transfer_agree_adjacent",
-    "probe_best_top1_acc",
-]
-# The paper's main table: every studied model on the scales all of them share (bounded or
-# normalised means over layers 1..L-1), with intervals.
+# The main table of the paper and the README: every studied model on the scales all of them
+# share (bounded or normalised means over layers 1..L-1), with intervals.
 MAIN_COLUMNS = [
     "logit_kl_mean_frac",
     "tuned_kl_mean_frac",
@@ -355,7 +344,6 @@ def collect(
         "lms": lms,
         "studied": study.describe(),
         "headline_columns": list(HEADLINE_COLUMNS) + frac_columns,
-        "lm_columns": [c for c in LM_COLUMNS if any(f"{m}.{c}" in vals.values for m in lms)],
         # The main table's rows: every studied model (seed 0) with an informative final
         # distribution, in the study's order; the models without one are named in the text.
         "main_models": [m.name for m in study.models if informative.get(m.name)],
