@@ -132,3 +132,19 @@ def test_train_stops_on_a_held_out_plateau_and_keeps_the_best_parameters():
     assert stopper.best == min(loss for _, loss, _ in seen)
     best = next(wt for s, _, wt in seen if s == stopper.best_step)
     torch.testing.assert_close(w.detach(), best)  # the best parameters are restored
+
+
+def test_early_stopping_keeps_one_copy_of_the_best_parameters_and_drops_it_on_restore():
+    w = torch.nn.Parameter(torch.zeros(3))
+    stopper = EarlyStopping(patience=2)
+    stopper.update(0, 1.0, [w])
+    buffer = stopper.best_state[0]
+    with torch.no_grad():
+        w.add_(1.0)
+    stopper.update(1, 0.5, [w])  # a better loss: copied into the same buffer, not a new one
+    assert stopper.best_state[0] is buffer and torch.equal(buffer, torch.ones(3))
+    with torch.no_grad():
+        w.add_(1.0)
+    stopper.update(2, 0.9, [w])  # worse: the buffer keeps the best
+    stopper.restore([w])
+    assert torch.equal(w.detach(), torch.ones(3)) and stopper.best_state is None

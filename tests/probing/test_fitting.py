@@ -229,3 +229,12 @@ def test_a_probe_on_a_layer_subset_has_heads_and_rows_there_only(tmp_path, small
     assert np.isnan(ce[:, [0, 2, 4]]).all() and np.isfinite(ce[:, [1, 3]]).all()
     with pytest.raises(ValueError, match="probe layer 5 is not a layer"):
         FreeProbe(16, 12, 4, [5])
+
+
+def test_a_fitted_lens_leaves_without_gradients(tmp_path, small_readout):
+    """fit_lens frees what only training needs: no parameter keeps its .grad."""
+    store = layered_store(tmp_path / "store", small_readout, n=64, n_layers=2)
+    lens = make_tuned_lens(small_readout, 2)
+    fit_lens(lens, store, small_readout, [0, 1], "kl", 3, 8, 1e-3, progress=False,
+             holdout=16, eval_every=1, patience=2)  # fmt: skip
+    assert all(p.grad is None for p in lens.parameters())

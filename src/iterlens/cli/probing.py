@@ -143,6 +143,7 @@ def extract_cnn(args):
     REPLICATE,
 )
 def fit_lenses(args):
+    from iterlens.device import release_freed_memory
     from iterlens.io import write_table
     from iterlens.probing.fitting import fit_kind
     from iterlens.probing.lenses import save_lens
@@ -165,6 +166,8 @@ def fit_lenses(args):
             lens.cpu(), Path(args.out) / kind, readout_.cpu(), store.n_layers, {"fit_seed": seed}
         )
         readout_.to(device)
+        del lens, curve
+        release_freed_memory()  # the next kind's fit starts from what is live
 
 
 @command(

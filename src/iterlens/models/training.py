@@ -69,7 +69,11 @@ class EarlyStopping:
             raise FloatingPointError(f"held-out loss is {loss} at step {step}: training diverged")
         if loss < self.best:
             self.best, self.best_step = loss, step
-            self.best_state = [p.detach().clone() for p in params]
+            if self.best_state is None:
+                self.best_state = [p.detach().clone() for p in params]
+            else:  # in place: a second copy of every parameter is never alive
+                for best, p in zip(self.best_state, params, strict=True):
+                    best.copy_(p.detach())
         threshold = self.improved - self.min_delta * abs(self.improved)
         if not math.isfinite(self.improved) or loss < threshold:
             self.improved, self.improved_step, self.bad = loss, step, 0
@@ -78,11 +82,12 @@ class EarlyStopping:
         return self.bad >= self.patience
 
     def restore(self, params: Sequence[nn.Parameter]) -> None:
-        """Copy the parameters of the lowest held-out loss back into ``params``."""
+        """Copy the parameters of the lowest held-out loss back into ``params``; drop the copy."""
         if self.best_state is not None:
             with torch.no_grad():
                 for p, best in zip(params, self.best_state, strict=True):
                     p.copy_(best)
+            self.best_state = None
 
 
 def train(
