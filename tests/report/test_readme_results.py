@@ -91,7 +91,7 @@ def test_the_readme_shows_the_run_s_headline_figure(tmp_path):
     (run / "results/figures/paper_lenses.png").write_bytes(b"png one")
     values["figures"] = [
         {"stem": "paper_lenses", "path": "results/figures/paper_lenses.png", "main": True,
-         "caption": "The lenses of every model. Details."},
+         "caption": "Can it be read? The lenses of every model. Details."},
         {"stem": "other", "path": "results/figures/other.png", "main": False, "caption": "x"},
     ]  # fmt: skip
     write_json(values, tmp_path / "values.json")
@@ -100,7 +100,9 @@ def test_the_readme_shows_the_run_s_headline_figure(tmp_path):
     argv = ["readme-results", "--values", str(tmp_path / "values.json"), "--readme", str(readme)]
     argv += ["--workdir", str(run)]
     assert main(argv) == 0
-    assert "![The lenses of every model](docs/figures/paper_lenses.png)" in readme.read_text()
+    text = readme.read_text()
+    figure = "![Can it be read?](docs/figures/paper_lenses.png)"
+    assert f"{figure}\n\n*The lenses of every model.*" in text
     assert (tmp_path / "docs/figures/paper_lenses.png").read_bytes() == b"png one"
     assert main(argv + ["--check"]) == 0
     (run / "results/figures/paper_lenses.png").write_bytes(b"png two")

@@ -66,9 +66,12 @@ def results_block(values: dict[str, Any]) -> str:
             + " (each with its twins `_random`, `_rotated`, ... where its controls ask).",
         ]  # fmt: skip
     figure = headline_figure(v)
-    if figure:
-        caption = figure["caption"].split(". ")[0].rstrip(".")
-        out += ["", f"![{markdown(caption)}]({figure_link(figure)})", "", f"*{markdown(caption)}.*"]
+    if figure:  # the caption's question (or first sentence) as alt text, what it shows below
+        question, asks, rest = figure["caption"].partition("? ")
+        title = question + "?" if asks else question.split(". ")[0].rstrip(".")
+        first = rest.split(". ")[0].rstrip(".") if asks else ""
+        out += ["", f"![{markdown(title)}]({figure_link(figure)})"]
+        out += ["", f"*{markdown(first)}.*"] if first else []
     if v["loss_models"]:
         out += ["", "Held-out loss (eval documents; `results/tables/lm_summary.csv`):", ""]
         out += _table(
@@ -115,7 +118,7 @@ def results_block(values: dict[str, Any]) -> str:
         out += _table(
             ["model", "L"] + [MAIN_HEADERS.get(c, c.replace("_", " ")) for c in columns], rows
         )
-    out += ["", " ".join(["What the run says."] + [markdown(f["text"]) for f in _stored(v)])]
+    out += ["", "What the run says:", ""] + [f"- {markdown(f['text'])}" for f in _stored(v)]
     return "\n".join(out) + "\n"
 
 
