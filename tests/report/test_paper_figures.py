@@ -107,9 +107,9 @@ def test_dose_response_draws_the_penalties_it_has(tmp_path):
     assert len(F.paper_dose([str(tmp_path / "dose_response.csv")]).axes) == 2
 
 
-def test_controls_leave_out_the_panels_a_run_has_no_numbers_for(tmp_path):
+def controls_inputs(tmp_path) -> list[str]:
+    """Every table the controls figure reads: comparison, rotated twins, headline, seeds."""
     base = comparison(tmp_path)
-    assert len(F.paper_controls([base]).axes) == 1  # initial weights only
     rotated = []
     for twin, scale in (("original", 1.0), ("rotated", 3.0)):
         for layer in range(5):
@@ -128,9 +128,14 @@ def test_controls_leave_out_the_panels_a_run_has_no_numbers_for(tmp_path):
     write_table(headline, tmp_path / "headline.csv")
     seeds = pd.DataFrame([{"model": "cnn", "metric": metric, "mean": 1.03, "lo": 0.7, "hi": 1.4}])
     write_table(seeds, tmp_path / "seeds.csv")
-    inputs = [base] + [
+    return [base] + [
         str(tmp_path / f) for f in ("rotated_control.csv", "headline.csv", "seeds.csv")
     ]
+
+
+def test_controls_leave_out_the_panels_a_run_has_no_numbers_for(tmp_path):
+    assert len(F.paper_controls([comparison(tmp_path)]).axes) == 1  # initial weights only
+    inputs = controls_inputs(tmp_path)
     fig = F.paper_controls(inputs)
     untrained, twins, replicates = fig.axes
     assert len([line for line in untrained.get_lines() if line.get_linestyle() == "--"]) == 1
@@ -151,7 +156,7 @@ def dose(tmp_path) -> str:
 INPUTS = {  # each main figure's tables, hand-made
     "paper_lenses": lambda tmp: [comparison(tmp)],
     "paper_shared": lambda tmp: [comparison(tmp)],
-    "paper_controls": lambda tmp: [comparison(tmp)],
+    "paper_controls": controls_inputs,
     "paper_transfer": lambda tmp: [transfer(tmp, "a", 4, True), transfer(tmp, "b", 6, True)],
     "paper_dose": lambda tmp: [dose(tmp)],
 }
@@ -183,3 +188,34 @@ def test_main_figures_print_at_the_text_width(tmp_path, name):
         fig = F.FIGURES[name](INPUTS[name](tmp_path))
     sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()}
     assert sizes and min(sizes.values()) >= 7, sorted(sizes.items(), key=lambda kv: kv[1])[:3]
+
+
+@pytest.mark.parametrize("name", MAIN_FIGURES)
+def test_no_two_words_of_a_main_figure_overlap(tmp_path, name):
+    """Titles, axis labels, tick labels and legend entries: no two drawn boxes intersect."""
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(F.PAPER_RC):
+        fig = F.FIGURES[name](INPUTS[name](tmp_path))
+        renderer = fig.canvas.get_renderer()
+        fig.draw(renderer)
+        texts = [t for legend in fig.legends for t in legend.get_texts()]
+        for ax in fig.axes:
+            x0, x1 = sorted(ax.get_xlim())
+            y0, y1 = sorted(ax.get_ylim())
+            texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+            texts += [t for t in ax.get_xticklabels() if x0 <= t.get_position()[0] <= x1]
+            texts += [t for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1]
+            if ax.get_legend() is not None:
+                texts += ax.get_legend().get_texts()
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible()]
+    boxes = [(text, box) for text, box in boxes if text.strip() and box.width > 0]
+    clashes = [
+        (a, b)
+        for i, (a, box_a) in enumerate(boxes)
+        for b, box_b in boxes[i + 1 :]
+        if box_a.overlaps(box_b)
+        and min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
+        and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1
+    ]
+    assert not clashes, clashes[:5]

@@ -111,16 +111,16 @@ def _untrained_panel(ax: Axes, comparison: pd.DataFrame, colours: dict) -> None:
                     label=model if weights == "trained" else None)  # fmt: skip
             ax.fill_between(x, rows["value_lo"], rows["value_hi"], color=colours[model],
                             alpha=0.15, lw=0)  # fmt: skip
-    ax.set(title="free probes: trained (—), initial weights (--)", xlabel="relative depth l/L",
+    ax.set(title="free probes\ntrained (—), initial weights (--)", xlabel="relative depth l/L",
            ylabel="probe top-1 accuracy", xlim=(-0.03, 1.03))  # fmt: skip
 
 
 # The rotated-twin panel: label -> (rotated_control.csv column, rows it is averaged over).
 ROTATED_MEASURES = {
-    "logit lens\nKL": ("logit_kl_bits", "below"),
-    "tuned lens\nKL": ("tuned_kl_bits", "below"),
-    "shared lens\nKL penalty": ("shared_kl_penalty_bits", "inner"),
-    "adjacent\ntransfer\nKL penalty": ("transfer_kl_penalty_bits", "adjacent"),
+    "logit\nKL": ("logit_kl_bits", "below"),
+    "tuned\nKL": ("tuned_kl_bits", "below"),
+    "shared\npenalty": ("shared_kl_penalty_bits", "inner"),  # KL over the tuned lens's
+    "adjacent\npenalty": ("transfer_kl_penalty_bits", "adjacent"),  # transfer, |i-j| = 1
 }
 
 
@@ -157,7 +157,7 @@ def _rotated_panel(ax: Axes, rotated: pd.DataFrame, colours: dict) -> None:
     ax.set_yscale("log")
     ax.set_xticks(range(len(ROTATED_MEASURES)), list(ROTATED_MEASURES))
     ax.set_xlim(-0.5, len(ROTATED_MEASURES) - 0.5)
-    ax.set(title="rotated twins: model (hollow), twin (filled)", ylabel="bits")
+    ax.set(title="rotated twins\nmodel (hollow), twin (filled)", ylabel="KL (bits)")
     ax.grid(False, axis="x")
 
 
@@ -206,8 +206,8 @@ def _seeds_panel(ax: Axes, replicates: pd.DataFrame, seeds: pd.DataFrame | None)
                         capsize=3, ms=4)  # fmt: skip
     ax.set_xticks(range(len(families)), families)
     ax.set_xlim(-0.6, len(families) - 0.4)
-    ax.set(title="seeds: each (dots), over seeds (diamond)",
-           ylabel="adjacent transfer CE penalty (bits)")  # fmt: skip
+    ax.set(title="seeds\neach (dots), mean (diamond)",
+           ylabel="adjacent CE penalty (bits)")  # fmt: skip
     ax.grid(False, axis="x")
 
 
