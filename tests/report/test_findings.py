@@ -63,8 +63,8 @@ def test_readme_and_paper_print_the_same_findings(tmp_path):
     assert stored == findings(values)  # values.json holds what the function says
     assert [f["key"] for f in stored][:3] == ["lm.tuned_vs_logit", "lm.transfer", "lm.shared"]
     assert len({f["key"] for f in stored}) == len(stored)
-    # the README prints exactly the stored sentences, in order, as Markdown
-    said = " ".join(["What the run says."] + [markdown(f["text"]) for f in stored])
+    # the README prints exactly the stored sentences, in order, as Markdown bullets
+    said = "\n".join(["What the run says:", ""] + [f"- {markdown(f['text'])}" for f in stored])
     assert results_block(values).endswith(said + "\n")
     # the paper prints every stored finding (by its key's prefix) and words none itself
     for f in stored + findings(controls_values()):
