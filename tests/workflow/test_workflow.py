@@ -204,14 +204,22 @@ def test_pipeline_is_deterministic(smoke_run, tmp_path):
 
 def test_two_lms_in_one_dag(smoke_run, tmp_path):
     """config/smoke-two-lms.yaml: the reference LM and a tiny random Llama from a local folder,
-    each with its own tables, figures, paper rows and release folder."""
+    each with its own tables, figures, paper rows and release folder.
+
+    The DAG runs in a copy of the smoke run, whose reference LM (same corpus, sizes and
+    settings) is trained, extracted and fitted already, as a resumed run would find it: what
+    the second LM adds, and every job that reads all the models, runs. The smoke run's
+    release folders and paper are removed first, so those this DAG writes are its own.
+    """
     import json
     import shutil
 
     from iterlens.cli import main
 
     run = tmp_path / "run"
-    (run / "results" / "tokenizers").mkdir(parents=True)
+    shutil.copytree(smoke_run, run, symlinks=True)
+    for stale in ("results/release", "results/paper", ".snakemake/iterlens-runs"):
+        shutil.rmtree(run / stale, ignore_errors=True)
     # The folder model reads the corpus with its own tokenizer: here a copy of the smoke
     # run's reference BPE (the same corpus and config, so the same tokenizer).
     tok = smoke_run / "results" / "tokenizers" / "lm"
