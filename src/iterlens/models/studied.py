@@ -38,6 +38,11 @@ SOURCES = ("reference", "cnn", "hub", "folder", "gguf")
 TRAINED_SOURCES = ("reference", "cnn")  # sources trained by the workflow (so: seeds)
 LM_DOMAIN, VISION_DOMAIN = "lm", "vision"  # what a model reads: text or images (not model names)
 DOMAINS = (LM_DOMAIN, VISION_DOMAIN)
+# The models the paper's argument names, by role (:meth:`Study.roles`): the lead LM, the
+# plain and the residual CNN.
+LM_ROLE, PLAIN_ROLE, RESIDUAL_ROLE = "lm", "plain", "residual"
+ROLES = (LM_ROLE, PLAIN_ROLE, RESIDUAL_ROLE)
+REFERENCE_SECTION = "lm"  # the config section of the reference LM's sizes and training
 DOMAIN = {
     "reference": LM_DOMAIN,
     "hub": LM_DOMAIN,
@@ -52,7 +57,7 @@ OVERRIDABLE = ("extract", "lens", "probe")  # config sections an entry's ``overr
 DEFAULT_RESIDUAL = {"reference": True, "cnn": False, "hub": True, "folder": True, "gguf": True}
 # The dose-response grid (interior t of the partial rotations) of an entry that names none:
 # language models only, and only with the rotated twin.
-DEFAULT_DOSE_RESPONSE = {"lm": (0.25, 0.5), "vision": ()}
+DEFAULT_DOSE_RESPONSE = {LM_DOMAIN: (0.25, 0.5), VISION_DOMAIN: ()}
 
 
 class StudyError(ValueError):
@@ -157,7 +162,7 @@ class StudiedModel:
                 f"{where}: seeds {self.seeds}, but a '{self.source}' model is not trained "
                 "here; it has one seed"
             )
-        if self.use_released_lenses and self.domain != "lm":
+        if self.use_released_lenses and self.domain != LM_DOMAIN:
             raise StudyError(f"{where}: released lenses are for language models")
         if self.dose_grid and not self.rotated:
             raise StudyError(
@@ -295,7 +300,7 @@ class Study:
         replicates k >= 1.
         """
         if domain is None:
-            return self.probed("lm") + self.probed("vision")
+            return self.probed(LM_DOMAIN) + self.probed(VISION_DOMAIN)
         models = self.of_domain(domain)
         randoms = [m.random_twin for m in models if m.random_twin]
         return [m.name for m in models] + randoms + [r for m in models for r in m.replicates[1:]]
@@ -340,11 +345,11 @@ class Study:
         CNN without and with identity skips.
         """
         roles = {}
-        lms = self.of_domain("lm")
+        lms = self.of_domain(LM_DOMAIN)
         if lms:
-            roles["lm"] = lms[0].name
-        for role, residual in (("plain", False), ("residual", True)):
-            cnn = [m for m in self.of_domain("vision") if m.residual == residual]
+            roles[LM_ROLE] = lms[0].name
+        for role, residual in ((PLAIN_ROLE, False), (RESIDUAL_ROLE, True)):
+            cnn = [m for m in self.of_domain(VISION_DOMAIN) if m.residual == residual]
             if cnn:
                 roles[role] = cnn[0].name
         return roles
@@ -355,9 +360,9 @@ class Study:
         Each residual minus each plain CNN (paired: the same images), and each LM minus each
         CNN (unpaired).
         """
-        cnns = self.of_domain("vision")
+        cnns = self.of_domain(VISION_DOMAIN)
         pairs = [(r.name, p.name, True) for r in cnns if r.residual for p in cnns if not p.residual]
-        pairs += [(lm.name, c.name, False) for lm in self.of_domain("lm") for c in cnns]
+        pairs += [(lm.name, c.name, False) for lm in self.of_domain(LM_DOMAIN) for c in cnns]
         return pairs
 
     def describe(self) -> list[dict[str, Any]]:

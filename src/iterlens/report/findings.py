@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from iterlens.models.studied import LM_ROLE
 from iterlens.report.control_values import DOSE_METRICS
 
 Finding = dict[str, str]
@@ -101,9 +102,9 @@ def findings(v: dict[str, Any]) -> list[Finding]:
     """
     roles = v.get("roles", {})
     out: list[Finding] = []
-    if "lm" in roles:
-        for lm in v.get("lms") or [roles["lm"]]:
-            out += _lm(v, lm, roles["lm"])
+    if LM_ROLE in roles:
+        for lm in v.get("lms") or [roles[LM_ROLE]]:
+            out += _lm(v, lm, roles[LM_ROLE])
     if v["has"]["vision"] and "plain" in roles and "residual" in roles:
         out += _vision(v, roles["plain"], roles["residual"])
     out += [_rotated(v, fam) for fam in v.get("rotated_families", [])]
@@ -232,8 +233,8 @@ def _vision(v: dict[str, Any], plain_net: str, resid: str) -> list[Finding]:
                     f"{printed(v, f'{net}.transfer_kept_adjacent')} of its own lens's gain).",
                 )
             )
-    if "lm" in v.get("roles", {}) and _claim(v, "lm_transfers_better_than_plain") is not None:
-        lm = v["roles"]["lm"]
+    if LM_ROLE in v.get("roles", {}) and _claim(v, "lm_transfers_better_than_plain") is not None:
+        lm = v["roles"][LM_ROLE]
         less = "less" if _claim(v, "lm_transfers_better_than_plain") else "no less"
         out.append(
             _finding(

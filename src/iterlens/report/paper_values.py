@@ -23,7 +23,7 @@ import pandas as pd
 from iterlens import artifacts as A
 from iterlens.config import validate
 from iterlens.io import read_table
-from iterlens.models.studied import LM_DOMAIN, VISION_DOMAIN, Study
+from iterlens.models.studied import LM_DOMAIN, REFERENCE_SECTION, ROLES, VISION_DOMAIN, Study
 from iterlens.report import control_values
 from iterlens.report.control_values import dose_key
 from iterlens.report.findings import findings
@@ -224,7 +224,7 @@ def _claims(vals: Values, roles: dict[str, str], lms: Sequence[str] = ()) -> Non
     absent holds None. ``lms``: the language models of the table (the lead first).
     """
     c = vals.claim
-    lm, plain, residual = (roles.get(r, f"<no {r}>") for r in ("lm", "plain", "residual"))
+    lm, plain, residual = (roles.get(r, f"<no {r}>") for r in ROLES)
     for model in lms or [lm]:
         _lm_claims(vals, model, lm)
     c(
@@ -256,7 +256,7 @@ def _claims(vals: Values, roles: dict[str, str], lms: Sequence[str] = ()) -> Non
         f"{lm} loses less of its information gain between adjacent layers than {plain} "
         "(a model over a vocabulary and a 10-way one compared only on the normalised scale)",
     )
-    for role in ("lm", "plain", "residual"):
+    for role in ROLES:
         net = roles.get(role, f"<no {role}>")
         c(
             f"{role}_transfer_beyond_gain",
@@ -384,12 +384,12 @@ def _nonempty(path: Path) -> bool:
 
 
 def _config_values(config: dict[str, Any]) -> dict[str, Any]:
-    lm = config.get("lm", {})
+    lm = config.get(REFERENCE_SECTION, {})
     keep = ("n_layer", "n_embd", "n_head", "steps", "batch_size", "seq_len")
     fit_keys = ("steps", "batch_size", "lr", "holdout_fraction")
     return {
         "seed": config.get("seed"),
-        "lm": {k: lm[k] for k in keep if k in lm},
+        REFERENCE_SECTION: {k: lm[k] for k in keep if k in lm},
         "vocab_size": config.get("tokenizer", {}).get("vocab_size"),
         "extract": {k: v for k, v in config.get("extract", {}).items() if k.endswith("_tokens")},
         **{
