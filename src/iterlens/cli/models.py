@@ -103,9 +103,10 @@ def train_lm(args):
     from iterlens.io import write_json, write_table
     from iterlens.models.lm import init_model, reference_config, save_model
     from iterlens.models.lm import train_lm as train
+    from iterlens.models.studied import REFERENCE_SECTION
 
     cfg = load_cfg(args)
-    lm = cfg["lm"]
+    lm = cfg[REFERENCE_SECTION]
     tok = load_tokenizer(args.tokenizer)
     config = reference_config(
         len(tok),
