@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iterlens import artifacts
-from iterlens.models.studied import LM_DOMAIN, VISION_DOMAIN
+from iterlens.models.studied import DOMAINS, LM_DOMAIN
 from iterlens.report.figures.registry import draw
 
 # Figures drawn for every model family, and the table each is drawn from.
@@ -21,8 +21,8 @@ FAMILY_FIGURES = {
 
 def family_figures(domain: str) -> list[str]:
     """Names of the figures drawn for a model of ``domain`` (``lm``: with ranks)."""
-    if domain not in (LM_DOMAIN, VISION_DOMAIN):
-        raise ValueError(f"unknown domain {domain!r}; one of {LM_DOMAIN}, {VISION_DOMAIN}")
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; one of {', '.join(DOMAINS)}")
     return [f for f in FAMILY_FIGURES if f != "ranks" or domain == LM_DOMAIN]
 
 
